@@ -56,7 +56,6 @@ export async function main(args: string[]): Promise<number> {
 
   // socket() + bind() + listen(): Deno.listen does all three.
   const listener = listenTcp(host, port);
-  announceListening(listener);
 
   let client: Deno.TcpConn | undefined;
   let interrupted: number | undefined;
@@ -66,6 +65,8 @@ export async function main(args: string[]): Promise<number> {
     closeQuietly(client);
     closeQuietly(listener);
   });
+  // Announced only once Ctrl+C is handled: whoever waits for it may signal.
+  announceListening(listener);
 
   try {
     // accept(): wait for one client.

@@ -77,7 +77,7 @@ export function parseFlags<const T extends Options>(
       allowPositionals: false,
     }).values as unknown as FlagValues<T>;
   } catch (err) {
-    throw new UsageError(lowerFirst((err as Error).message));
+    throw new UsageError(lowerFirst((err as Error).message.split("\n")[0]));
   }
   if (values.help) {
     console.log(usage);
@@ -288,6 +288,55 @@ export function utf8Boundary(bytes: Uint8Array): number {
   return len;
 }
 
+/** Marks a line that went over the limit and was discarded. */
+export const LINE_TOO_LONG = Symbol("line too long");
+export type LineEvent = string | typeof LINE_TOO_LONG;
+
+/**
+ * Frames a byte stream into lines ending in `\n` (`\r\n` accepted). Splitting
+ * happens on bytes, before decoding: 0x0a never occurs inside a UTF-8
+ * sequence, so no character is ever cut, whatever the TCP segments were.
+ * A line over `maxLine` bytes is reported once as LINE_TOO_LONG and its bytes
+ * are dropped as they arrive: at most `maxLine` + 1 bytes are ever held.
+ */
+export function createLineSplitter(maxLine: number): (chunk: Uint8Array) => LineEvent[] {
+  let partial: Uint8Array | undefined; // bytes of an unfinished line, allocated on demand
+  let partialLength = 0;
+  let discarding = false; // inside an overlong line, waiting for its newline
+  return (chunk) => {
+    const events: LineEvent[] = [];
+    let start = 0;
+    while (start < chunk.length) {
+      const newline = chunk.indexOf(NEWLINE, start);
+      const end = newline === -1 ? chunk.length : newline;
+      if (discarding) {
+        discarding = newline === -1;
+      } else if (partialLength + end - start > maxLine + 1) { // + 1: room for a \r
+        events.push(LINE_TOO_LONG);
+        partial = undefined;
+        partialLength = 0;
+        discarding = newline === -1;
+      } else if (newline === -1) {
+        partial ??= new Uint8Array(maxLine + 1);
+        partial.set(chunk.subarray(start, end), partialLength);
+        partialLength += end - start;
+      } else {
+        let line = chunk.subarray(start, end);
+        if (partialLength > 0) {
+          partial!.set(line, partialLength);
+          line = partial!.subarray(0, partialLength + line.length);
+          partial = undefined;
+          partialLength = 0;
+        }
+        if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
+        events.push(line.length > maxLine ? LINE_TOO_LONG : utf8.decode(line));
+      }
+      start = end + 1;
+    }
+    return events;
+  };
+}
+
 // ---------------------------------------------------------------- text -----
 
 // C0 controls but tab, DEL, C1 controls, and the bidirectional overrides that
@@ -309,7 +358,7 @@ function escapeChar(char: string): string {
   const code = char.charCodeAt(0);
   if (char === "\r") return "\\r";
   if (char === "\n") return "\\n";
-  if (code <= 0xff) return `\\x${code.toString(16).padStart(2, "0")}`;
+  if (code < 0x80) return `\\x${code.toString(16).padStart(2, "0")}`;
   return `\\u${code.toString(16).padStart(4, "0")}`;
 }
 

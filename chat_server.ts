@@ -1,0 +1,524 @@
+// chat_server.ts: the notes' section "模拟QQ聊天" (the server half).
+//
+//   deno run -A chat_server.ts [--host H] [--port P] [--max-clients N]
+//                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
+//   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
+//
+// The note's server takes one client at a time and alternates strictly:
+// recv(1024), print, input() a reply, send(msg.encode) (a bug: the method,
+// not its result). Nobody can speak twice in a row, a second client waits
+// until the first leaves, a Chinese character cut at byte 1024 is garbled,
+// and the loop closes the client after its first message.
+//
+// Here many clients chat at once in full duplex, like the Go book's chat
+// server: each client has its own reader loop and its own bounded output
+// queue, and one room object owns the client set. Broadcasting only appends
+// to queues, so one slow reader never stalls the room; it is dropped when
+// its queue passes --max-queue. The operator's console (the note's input())
+// speaks to everyone as <server>.
+//
+// Wire protocol, UTF-8 lines ending in \n (\r\n accepted), from the server:
+//   <nick> text             a chat line        <nick> (private) text   a /msg to you
+//   * text                  a notice           ! text                  an error, to you only
+
+import { createInterface } from "node:readline";
+import process from "node:process";
+import {
+  acceptClient,
+  announceListening,
+  closeQuietly,
+  createLineSplitter,
+  formatAddress,
+  LINE_TOO_LONG,
+  listenTcp,
+  onStopSignal,
+  paint,
+  parseFlags,
+  parseHost,
+  parseIntFlag,
+  parsePort,
+  runMain,
+  sanitizeText,
+} from "./utils.ts";
+
+export const USAGE =
+  `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
+                                  [--max-queue BYTES] [--idle-timeout SECS]
+
+A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
+Clients: chat_client.ts, nc, telnet. Lines typed here go to everyone as <server>.
+
+options:
+  --host H              address to listen on (default 127.0.0.1; 0.0.0.0 opens it to the LAN)
+  -p, --port P          port to listen on (default 8080; 0 picks any free port)
+  --max-clients N       clients at once; a newcomer past it gets "! server full" (default 10000)
+  --max-line BYTES      longest line accepted; longer ones get "! line too long" (default 4096)
+  --max-queue BYTES     unsent output a client may leave unread before it is dropped
+                        as too slow (default 1048576)
+  --idle-timeout SECS   disconnect clients silent this long (default 0: never)
+  -h, --help            show this help
+
+client commands: /nick NAME, /who, /msg NAME text, /me action, /help, /quit
+console commands: /who, /kick NAME, /quit; any other line is sent as <server>
+
+The first line printed is "listening on HOST:PORT" with the real port.
+Ctrl+C, SIGTERM or /quit tell every client "* server shutting down" and exit 0.
+Exit status: 0 after a shutdown, 1 runtime error (e.g. port in use), 2 bad usage.`;
+
+export interface RoomOptions {
+  maxClients: number;
+  maxLine: number;
+  maxQueue: number;
+  /** 0 disables the idle check. */
+  idleTimeoutMs: number;
+  /** Where the operator's console lines go. */
+  log: (line: string) => void;
+}
+
+interface Client {
+  room: Room;
+  conn: Deno.TcpConn;
+  peer: string;
+  nick: string;
+  /** Encoded lines waiting to be written, oldest first. */
+  queue: Uint8Array[];
+  /** Bytes in `queue` plus the unwritten rest of the write in flight. */
+  queued: number;
+  writing: boolean;
+  lastHeard: number;
+  /** Set once the client has left the room; its queue may still drain. */
+  gone: boolean;
+}
+
+/** The one server object: it owns the client set and every nick in use. */
+export interface Room {
+  options: RoomOptions;
+  clients: Set<Client>;
+  /** lower-cased nick -> client: nicks are unique case-insensitively. */
+  nicks: Map<string, Client>;
+  nextGuest: number;
+  closing: boolean;
+}
+
+const encoder = new TextEncoder();
+const NICK_PATTERN = /^[\p{L}\p{N}_-]{1,24}$/u;
+const RESERVED_NICKS = new Set(["server"]);
+const READ_BUFFER_BYTES = 4096;
+const FAREWELL_FLUSH_MS = 2000;
+
+export function createRoom(options: RoomOptions): Room {
+  return { options, clients: new Set(), nicks: new Map(), nextGuest: 1, closing: false };
+}
+
+// ------------------------------------------------------------- the room ---
+
+/** Accepts clients until the listener closes. */
+export async function serve(room: Room, listener: Deno.TcpListener): Promise<void> {
+  while (true) {
+    const conn = await acceptClient(listener);
+    if (!conn) return;
+    if (room.closing) {
+      conn.close();
+      continue;
+    }
+    if (room.clients.size >= room.options.maxClients) {
+      turnAway(conn);
+      continue;
+    }
+    handleClient(room, conn);
+  }
+}
+
+/** Past --max-clients the newcomer is told why, not silently dropped. */
+function turnAway(conn: Deno.TcpConn): void {
+  conn.write(encoder.encode("! server full, try again later\n"))
+    .catch(() => {})
+    .finally(() => closeQuietly(conn));
+}
+
+async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
+  const client = join(room, conn);
+  const splitLines = createLineSplitter(room.options.maxLine);
+  const buffer = new Uint8Array(READ_BUFFER_BYTES);
+  try {
+    while (!client.gone) {
+      const n = await conn.read(buffer);
+      if (n === null) break;
+      client.lastHeard = Date.now();
+      for (const line of splitLines(buffer.subarray(0, n))) {
+        if (client.gone) break;
+        if (line === LINE_TOO_LONG) {
+          sendTo(client, `! line too long (most ${room.options.maxLine} bytes); it was discarded`);
+        } else {
+          handleLine(room, client, line);
+        }
+      }
+    }
+  } catch {
+    // Reset, or closed locally (kick, too slow, shutdown): this client only.
+  }
+  leave(room, client, "");
+}
+
+function join(room: Room, conn: Deno.TcpConn): Client {
+  // Interactive lines should leave at once, not wait for Nagle's algorithm;
+  // keep-alive eventually notices a peer that vanished without a FIN.
+  conn.setNoDelay(true);
+  conn.setKeepAlive(true);
+  const client: Client = {
+    room,
+    conn,
+    peer: formatAddress(conn.remoteAddr),
+    nick: guestNick(room),
+    queue: [],
+    queued: 0,
+    writing: false,
+    lastHeard: Date.now(),
+    gone: false,
+  };
+  room.clients.add(client);
+  room.nicks.set(client.nick.toLowerCase(), client);
+  sendTo(client, `* welcome, you are ${client.nick}`);
+  sendTo(client, whoLine(room));
+  sendTo(client, "* type /help for commands");
+  broadcast(room, `* ${client.nick} joined`, client);
+  room.options.log(`* ${client.nick} joined from ${client.peer}`);
+  return client;
+}
+
+function guestNick(room: Room): string {
+  while (true) {
+    const nick = `guest${room.nextGuest++}`;
+    if (!room.nicks.has(nick)) return nick;
+  }
+}
+
+/**
+ * Removes a client from the room once, telling the others why. Output
+ * already queued for it (answers to its last commands) still drains before
+ * the socket closes, so `printf '/who\n' | nc -N` sees its answer.
+ */
+function leave(room: Room, client: Client, reason: string): void {
+  if (client.gone) return;
+  client.gone = true;
+  room.clients.delete(client);
+  room.nicks.delete(client.nick.toLowerCase());
+  const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
+  if (!room.closing) broadcast(room, notice);
+  room.options.log(notice);
+  if (!client.writing) closeQuietly(client.conn);
+  // A peer that left but does not read its last lines is not waited for long.
+  else setTimeout(() => closeQuietly(client.conn), FAREWELL_FLUSH_MS);
+}
+
+// ---------------------------------------------------------------- lines ---
+
+function handleLine(room: Room, client: Client, raw: string): void {
+  const line = sanitizeText(raw);
+  if (line.trim() === "") return;
+  if (!line.startsWith("/")) {
+    broadcast(room, `<${client.nick}> ${line}`, client);
+    room.options.log(`<${client.nick}> ${line}`);
+    return;
+  }
+  const [command, rest] = splitWord(line);
+  switch (command) {
+    case "/nick":
+      return rename(room, client, rest);
+    case "/who":
+      return sendTo(client, whoLine(room));
+    case "/msg":
+      return privateMessage(room, client, rest);
+    case "/me":
+      if (!rest) return sendTo(client, "! usage: /me action");
+      broadcast(room, `* ${client.nick} ${rest}`, client);
+      return room.options.log(`* ${client.nick} ${rest}`);
+    case "/help":
+      return HELP_LINES.forEach((help) => sendTo(client, help));
+    case "/quit":
+      sendTo(client, "* bye");
+      return leave(room, client, "");
+    default:
+      return sendTo(client, `! unknown command ${command}; type /help`);
+  }
+}
+
+const HELP_LINES = [
+  "* commands:",
+  "*   /nick NAME       change your name (1-24 letters, digits, _ or -)",
+  "*   /who             list who is online",
+  "*   /msg NAME text   send text to NAME only",
+  "*   /me action       tell the room what you are doing",
+  "*   /quit            leave",
+  "* anything else is sent to everyone",
+];
+
+/** "word rest of line" -> ["word", "rest of line"]. */
+function splitWord(line: string): [string, string] {
+  const match = /^(\S+)\s*(.*)$/.exec(line.trim());
+  return match ? [match[1], match[2].trim()] : ["", ""];
+}
+
+export function nickProblem(room: Room, nick: string, self?: Client): string | undefined {
+  if (!NICK_PATTERN.test(nick)) {
+    return `invalid nick '${nick}': use 1-24 letters, digits, _ or -`;
+  }
+  const key = nick.toLowerCase();
+  if (RESERVED_NICKS.has(key)) return `nick '${nick}' is reserved`;
+  const holder = room.nicks.get(key);
+  if (holder && holder !== self) return `nick '${nick}' is taken`;
+  return undefined;
+}
+
+function rename(room: Room, client: Client, nick: string): void {
+  if (!nick) return sendTo(client, "! usage: /nick NAME");
+  const problem = nickProblem(room, nick, client);
+  if (problem) return sendTo(client, `! ${problem}`);
+  if (nick === client.nick) return sendTo(client, `* you are already ${nick}`);
+  const old = client.nick;
+  room.nicks.delete(old.toLowerCase());
+  room.nicks.set(nick.toLowerCase(), client);
+  client.nick = nick;
+  sendTo(client, `* you are now ${nick}`);
+  broadcast(room, `* ${old} is now ${nick}`, client);
+  room.options.log(`* ${old} is now ${nick}`);
+}
+
+function privateMessage(room: Room, client: Client, rest: string): void {
+  const [nick, text] = splitWord(rest);
+  if (!nick || !text) return sendTo(client, "! usage: /msg NAME text");
+  const target = room.nicks.get(nick.toLowerCase());
+  if (!target) return sendTo(client, `! no one called '${nick}' is online`);
+  sendTo(target, `<${client.nick}> (private) ${text}`);
+  sendTo(client, `* (private to ${target.nick}) ${text}`);
+  // The operator sees that it happened, not what was said.
+  room.options.log(`* ${client.nick} sent a private message to ${target.nick}`);
+}
+
+function whoLine(room: Room): string {
+  const nicks = [...room.clients].map((c) => c.nick).sort();
+  return `* online (${nicks.length}): ${nicks.join(", ")}`;
+}
+
+// --------------------------------------------------------------- output ---
+
+/** Queues one line for one client. */
+function sendTo(client: Client, line: string): void {
+  enqueue(client, encoder.encode(`${line}\n`));
+}
+
+/** Queues one line for everyone but `except`, encoded once for all. */
+export function broadcast(room: Room, line: string, except?: Client): void {
+  const bytes = encoder.encode(`${line}\n`);
+  for (const client of room.clients) {
+    if (client !== except) enqueue(client, bytes);
+  }
+}
+
+/**
+ * Appends to the client's queue and makes sure a flush is under way. Never
+ * awaits: a client that stops reading only fills its own queue, and is
+ * dropped when that passes --max-queue (TCP's own buffers have filled by
+ * then, so the queue is what it has refused to read).
+ */
+function enqueue(client: Client, bytes: Uint8Array): void {
+  if (client.gone && !client.writing) return;
+  client.queue.push(bytes);
+  client.queued += bytes.length;
+  if (client.queued > client.room.options.maxQueue) {
+    client.queue = [];
+    client.queued = 0;
+    leave(client.room, client, "too slow");
+    closeQuietly(client.conn);
+    return;
+  }
+  if (!client.writing) flush(client);
+}
+
+/**
+ * Writes everything queued for a client, one write at a time, coalescing
+ * all lines that piled up meanwhile into a single write (far fewer syscalls
+ * than one write per line).
+ */
+async function flush(client: Client): Promise<void> {
+  client.writing = true;
+  try {
+    while (client.queue.length > 0) {
+      const chunk = takeQueue(client);
+      let offset = 0;
+      while (offset < chunk.length) {
+        const written = await client.conn.write(chunk.subarray(offset));
+        offset += written;
+        client.queued -= written;
+      }
+    }
+  } catch {
+    // The peer went away; its reader loop sees that too and cleans up.
+    client.queue = [];
+    client.queued = 0;
+  }
+  client.writing = false;
+  if (client.gone) closeQuietly(client.conn);
+}
+
+function takeQueue(client: Client): Uint8Array {
+  const { queue } = client;
+  client.queue = [];
+  if (queue.length === 1) return queue[0];
+  const total = queue.reduce((sum, bytes) => sum + bytes.length, 0);
+  const joined = new Uint8Array(total);
+  let offset = 0;
+  for (const bytes of queue) {
+    joined.set(bytes, offset);
+    offset += bytes.length;
+  }
+  return joined;
+}
+
+// ------------------------------------------------------- idle, shutdown ---
+
+/** Closes clients silent for --idle-timeout; one timer for the whole room. */
+function watchIdle(room: Room): () => void {
+  const timeout = room.options.idleTimeoutMs;
+  if (timeout === 0) return () => {};
+  const timer = setInterval(() => {
+    const now = Date.now();
+    for (const client of room.clients) {
+      if (now - client.lastHeard >= timeout) {
+        sendTo(client, `! idle for ${timeout / 1000} s, disconnecting`);
+        leave(room, client, "idle");
+      }
+    }
+  }, Math.min(timeout, 1000));
+  return () => clearInterval(timer);
+}
+
+/**
+ * Tells everyone, lets queued output drain for a bounded time, then closes
+ * every socket. Resolves when all are closed.
+ */
+export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<void> {
+  if (room.closing) return;
+  room.closing = true;
+  closeQuietly(listener);
+  broadcast(room, "* server shutting down");
+  room.options.log("* server shutting down");
+  const clients = [...room.clients];
+  for (const client of clients) leave(room, client, "");
+  const deadline = Date.now() + FAREWELL_FLUSH_MS;
+  while (clients.some((c) => c.writing) && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+  for (const client of clients) closeQuietly(client.conn);
+}
+
+// -------------------------------------------------------------- console ---
+
+/**
+ * The operator's console, the note's input("请输入回复内容"): but it never
+ * blocks the room. On a terminal, log lines are printed above the prompt and
+ * the half-typed line is redrawn. Without a terminal (or after EOF, e.g.
+ * `< /dev/null`) the room simply keeps running.
+ */
+function attachConsole(room: Room, stop: () => void): (line: string) => void {
+  const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const input = createInterface({
+    input: process.stdin,
+    output: tty ? process.stdout : undefined,
+    terminal: tty,
+  });
+  input.on("line", (line) => {
+    operatorCommand(room, line, stop);
+    if (tty) input.prompt();
+  });
+  input.on("SIGINT", stop); // raw mode turns Ctrl+C into a key
+  input.on("close", () => {
+    if (tty) stop(); // Ctrl+D on the console
+  });
+  if (tty) {
+    input.setPrompt(paint("dim", "> "));
+    input.prompt();
+  }
+  return (line) => {
+    const stamped = `${paint("dim", timestamp())} ${colourLine(line)}`;
+    if (!tty) return console.log(stamped);
+    process.stdout.write("\r\x1b[K"); // clear the prompt line, print above it
+    console.log(stamped);
+    input.prompt(true);
+  };
+}
+
+function operatorCommand(room: Room, raw: string, stop: () => void): void {
+  const line = raw.trim();
+  if (!line) return;
+  const [command, rest] = splitWord(line);
+  const log = room.options.log;
+  switch (command) {
+    case "/who":
+      return log(whoLine(room));
+    case "/quit":
+      return stop();
+    case "/kick": {
+      const target = room.nicks.get(rest.toLowerCase());
+      if (!target) return log(`! no one called '${rest}' is online`);
+      sendTo(target, "* you were kicked by the operator");
+      return leave(room, target, "kicked");
+    }
+    case "/help":
+      return log("* console: /who, /kick NAME, /quit; any other line goes to everyone");
+    default:
+      if (line.startsWith("/")) return log(`! unknown console command ${command}; try /help`);
+      broadcast(room, `<server> ${sanitizeText(line)}`);
+      log(`<server> ${sanitizeText(line)}`);
+  }
+}
+
+function colourLine(line: string): string {
+  if (line.startsWith("!")) return paint("red", line);
+  if (line.startsWith("*")) return paint("yellow", line);
+  return line.replace(/^<[^>]*>/, (nick) => paint("cyan", nick));
+}
+
+function timestamp(): string {
+  return new Date().toTimeString().slice(0, 8);
+}
+
+// ----------------------------------------------------------------- main ---
+
+export async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args, {
+    "max-clients": { type: "string", default: "10000" },
+    "max-line": { type: "string", default: "4096" },
+    "max-queue": { type: "string", default: String(1024 * 1024) },
+    "idle-timeout": { type: "string", default: "0" },
+  }, USAGE);
+  const host = parseHost(flags.host);
+  const port = parsePort(flags.port);
+  const options = {
+    maxClients: parseIntFlag(flags["max-clients"], "--max-clients", 1),
+    maxLine: parseIntFlag(flags["max-line"], "--max-line", 1),
+    maxQueue: parseIntFlag(flags["max-queue"], "--max-queue", 1),
+    idleTimeoutMs: parseIntFlag(flags["idle-timeout"], "--idle-timeout", 0, 86_400 * 365) * 1000,
+  };
+
+  const listener = listenTcp(host, port, { tcpBacklog: 1024 });
+
+  let stopping: Promise<void> | undefined;
+  const room = createRoom({ ...options, log: () => {} });
+  const stop = () => {
+    stopping ??= shutdown(room, listener);
+  };
+  room.options.log = attachConsole(room, stop);
+  const removeSignals = onStopSignal(stop);
+  const stopIdleWatch = watchIdle(room);
+  announceListening(listener); // only now: whoever waits for it may signal at once
+
+  await serve(room, listener);
+  stop();
+  await stopping;
+  removeSignals();
+  stopIdleWatch();
+  return 0;
+}
+
+if (import.meta.main) runMain(() => main(Deno.args), USAGE);

@@ -1,0 +1,388 @@
+// Black-box tests of chat_server.ts: real processes, real sockets, nc peers.
+
+import assert from "node:assert/strict";
+import {
+  type Client,
+  connectClient,
+  delay,
+  resetAfterSending,
+  runScript,
+  send,
+  type Server,
+  spawnCommand,
+  startServer,
+  stopServer,
+} from "./helpers.ts";
+
+/** Connects and reads the three welcome lines; returns the guest nick too. */
+async function join(server: Server): Promise<Client & { nick: string }> {
+  const client = await connectClient(server.port);
+  const welcome = await client.lines.next();
+  const match = /^\* welcome, you are (guest\d+)$/.exec(welcome);
+  assert.ok(match, welcome);
+  assert.match(await client.lines.next(), /^\* online \(\d+\): /);
+  assert.equal(await client.lines.next(), "* type /help for commands");
+  return { ...client, nick: match[1] };
+}
+
+/** Joins and takes a nick; waits until the server confirmed it. */
+async function joinAs(server: Server, nick: string) {
+  const client = await join(server);
+  await client.send(`/nick ${nick}\n`);
+  assert.equal(await client.lines.next(), `* you are now ${nick}`);
+  return client;
+}
+
+async function closeAll(server: Server, ...clients: Client[]) {
+  for (const client of clients) await client.close();
+  const status = await stopServer(server);
+  assert.equal(status.code, 0, server.stderr.text);
+}
+
+/** A round trip through the server: every line sent before it has been handled. */
+async function sync(client: Client) {
+  await client.send("/who\n");
+  await client.lines.waitFor(/^\* online/);
+}
+
+function rssKiB(pid: number): number {
+  const status = Deno.readTextFileSync(`/proc/${pid}/status`);
+  return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
+}
+
+Deno.test("chat: three clients each get exactly the others' lines, in order", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  const c = await joinAs(server, "carol");
+  await a.lines.waitFor("is now carol");
+  await b.lines.waitFor("is now carol");
+  for (let i = 0; i < 20; i++) {
+    await a.send(`a${i}\n`);
+    await b.send(`b${i}\n`);
+    await c.send(`c${i}\n`);
+  }
+  const expect = (from: string) => Array.from({ length: 20 }, (_, i) => `<${from}> ${from[0]}${i}`);
+  const collect = async (client: Client, count: number) => {
+    const got: string[] = [];
+    while (got.length < count) got.push(await client.lines.next());
+    return got;
+  };
+  const [gotA, gotB, gotC] = await Promise.all([collect(a, 40), collect(b, 40), collect(c, 40)]);
+  const only = (lines: string[], nick: string) => lines.filter((l) => l.startsWith(`<${nick}>`));
+  assert.deepEqual(only(gotA, "bob"), expect("bob"));
+  assert.deepEqual(only(gotA, "carol"), expect("carol"));
+  assert.deepEqual(only(gotA, "alice"), [], "no echo of one's own lines");
+  assert.deepEqual(only(gotB, "alice"), expect("alice"));
+  assert.deepEqual(only(gotB, "carol"), expect("carol"));
+  assert.deepEqual(only(gotC, "alice"), expect("alice"));
+  assert.deepEqual(only(gotC, "bob"), expect("bob"));
+  await closeAll(server, a, b, c);
+});
+
+Deno.test("chat: join and leave notices, /who and the operator's log", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await join(server);
+  const b = await join(server);
+  assert.equal(await a.lines.next(), `* ${b.nick} joined`);
+  await a.send("/who\n");
+  assert.equal(await a.lines.next(), `* online (2): ${[a.nick, b.nick].sort().join(", ")}`);
+  await b.close();
+  assert.equal(await a.lines.next(), `* ${b.nick} left`);
+  await server.stdout.waitFor(new RegExp(`^\\d\\d:\\d\\d:\\d\\d \\* ${b.nick} joined from 127`));
+  await server.stdout.waitFor(new RegExp(`^\\d\\d:\\d\\d:\\d\\d \\* ${b.nick} left$`));
+  await closeAll(server, a);
+});
+
+Deno.test("chat: nick rules", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await join(server);
+  const attempts: [string, RegExp][] = [
+    ["/nick ALICE", /^! nick 'ALICE' is taken$/],
+    ["/nick Server", /^! nick 'Server' is reserved$/],
+    ["/nick bad name!", /^! invalid nick 'bad'|^! invalid nick 'bad name!'/],
+    ["/nick " + "x".repeat(25), /^! invalid nick/],
+    ["/nick a.b", /^! invalid nick 'a\.b'/],
+    ["/nick", /^! usage: \/nick NAME$/],
+    ["/nick 小明_2-x", /^\* you are now 小明_2-x$/],
+    ["/nick 小明_2-x", /^\* you are already 小明_2-x$/],
+  ];
+  for (const [line, expected] of attempts) {
+    await b.send(`${line}\n`);
+    assert.match(await b.lines.next(), expected, line);
+  }
+  assert.equal(await a.lines.waitFor("is now"), `* ${b.nick} is now 小明_2-x`);
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: /msg reaches only its target; /me; /help; unknown command", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  const c = await joinAs(server, "carol");
+  await a.send("/msg BOB psst 你好\n");
+  assert.equal(await b.lines.waitFor("(private)"), "<alice> (private) psst 你好");
+  assert.equal(await a.lines.waitFor("private"), "* (private to bob) psst 你好");
+  await a.send("/msg nobody hi\n");
+  assert.equal(await a.lines.next(), "! no one called 'nobody' is online");
+  await a.send("/me waves\n");
+  assert.equal(await b.lines.next(), "* alice waves");
+  assert.equal(await c.lines.waitFor("waves"), "* alice waves");
+  await sync(c);
+  assert.ok(!c.lines.text.includes("psst"), "carol must not see the private message");
+  assert.ok(!server.stdout.text.includes("psst"), "the operator sees no private text");
+  await a.send("/help\n");
+  assert.equal(await a.lines.next(), "* commands:");
+  await a.lines.waitFor("* anything else is sent to everyone");
+  await a.send("/frobnicate\n");
+  assert.match(await a.lines.next(), /^! unknown command/);
+  await closeAll(server, a, b, c);
+});
+
+Deno.test("chat: /quit says bye; EOF after commands still gets the answers", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await join(server);
+  const nc = spawnCommand("nc", ["-N", "127.0.0.1", String(server.port)], { stdin: "piped" });
+  await nc.write("/nick scripted\n/who\nhello\n");
+  await nc.closeStdin(); // nc -N half-closes at EOF, then prints until we close
+  await nc.stdout.waitFor("* you are now scripted");
+  await nc.stdout.waitFor(/^\* online \(2\)/);
+  assert.equal((await nc.exit()).code, 0);
+  assert.equal(await a.lines.waitFor("<scripted>"), "<scripted> hello");
+  assert.equal(await a.lines.next(), "* scripted left");
+  await a.send("/quit\n");
+  assert.equal(await a.lines.next(), "* bye");
+  await a.lines.end();
+  await closeAll(server, a);
+});
+
+Deno.test("chat: operator console lines reach everyone; /kick and /who work there", async () => {
+  const server = await startServer("chat_server.ts", [], { stdin: "piped" });
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  await server.write("大家好 from the operator\n");
+  assert.equal(await a.lines.waitFor("<server>"), "<server> 大家好 from the operator");
+  assert.equal(await b.lines.waitFor("<server>"), "<server> 大家好 from the operator");
+  await server.write("/who\n");
+  await server.stdout.waitFor(/^\d\d:\d\d:\d\d \* online \(2\): alice, bob$/);
+  await server.write("/kick BOB\n");
+  assert.equal(await b.lines.next(), "* you were kicked by the operator");
+  await b.lines.end();
+  assert.equal(await a.lines.waitFor("bob left"), "* bob left (kicked)");
+  await server.write("/quit\n");
+  assert.equal(await a.lines.next(), "* server shutting down");
+  await a.lines.end();
+  assert.equal((await server.exit()).code, 0);
+  await a.close();
+  await b.close();
+});
+
+Deno.test("chat: Chinese and emoji sent byte by byte arrive intact", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  a.conn.setNoDelay(true);
+  const message = "你好，世界 👩‍💻🎉 ok";
+  for (const byte of new TextEncoder().encode(`${message}\n`)) {
+    await send(a.conn, new Uint8Array([byte]));
+    await delay(2);
+  }
+  assert.equal(await b.lines.waitFor("<alice>"), `<alice> ${message}`);
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: control characters are escaped, invalid UTF-8 becomes U+FFFD", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  await a.send("\x1b[2J\x1b]0;pwned\x07bell\rcr\x7f\u009b\ttab\n");
+  assert.equal(
+    await b.lines.waitFor("<alice>"),
+    "<alice> \\x1b[2J\\x1b]0;pwned\\x07bell\\rcr\\x7f\\u009b\ttab",
+  );
+  await a.send(new Uint8Array([0x61, 0xff, 0xfe, 0x62, 0xe4, 0xbd, 0x0a])); // a, junk, b, cut 你
+  assert.equal(await b.lines.next(), "<alice> a\uFFFD\uFFFDb\uFFFD");
+  assert.ok(!server.stdout.text.includes("\x1b"), "the console never gets raw ESC");
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: a line injected after \\n in one write cannot impersonate", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  await a.send("hi\n<bob> I owe alice $100\n* bob left\n");
+  assert.equal(await b.lines.next(), "<alice> hi");
+  assert.equal(await b.lines.next(), "<alice> <bob> I owe alice $100");
+  assert.equal(await b.lines.next(), "<alice> * bob left");
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: an overlong line is refused, the connection stays", async () => {
+  const server = await startServer("chat_server.ts", ["--max-line", "100"]);
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  await a.lines.waitFor("is now bob");
+  await a.send("x".repeat(5000) + "\nstill here\n");
+  assert.equal(await a.lines.next(), "! line too long (most 100 bytes); it was discarded");
+  assert.equal(await b.lines.next(), "<alice> still here");
+  await a.send("y".repeat(100) + "\r\n"); // exactly the limit is fine
+  assert.equal(await b.lines.next(), `<alice> ${"y".repeat(100)}`);
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: past --max-clients a newcomer is told and closed", async () => {
+  const server = await startServer("chat_server.ts", ["--max-clients", "2"]);
+  const a = await join(server);
+  const b = await join(server);
+  const c = await connectClient(server.port);
+  assert.equal(await c.lines.next(), "! server full, try again later");
+  await c.lines.end();
+  await b.close();
+  await a.lines.waitFor("left");
+  const d = await join(server); // room again once someone left
+  await closeAll(server, a, c, d);
+});
+
+Deno.test("chat: --idle-timeout closes silent clients", async () => {
+  const server = await startServer("chat_server.ts", ["--idle-timeout", "1"]);
+  const a = await join(server);
+  const b = await join(server);
+  const talker = setInterval(() => b.send("/who\n").catch(() => {}), 300);
+  try {
+    assert.equal(await a.lines.waitFor("idle"), "! idle for 1 s, disconnecting");
+    await a.lines.end();
+    assert.equal(await b.lines.waitFor(`${a.nick} left`), `* ${a.nick} left (idle)`);
+  } finally {
+    clearInterval(talker);
+  }
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: a reader that stops reading is dropped; the others get all 20 MB", async () => {
+  const server = await startServer("chat_server.ts", ["--max-queue", "1048576"]);
+  const sender = await joinAs(server, "sender");
+  const reader = await joinAs(server, "reader");
+  const slow = await Deno.connect({ port: server.port }); // never reads
+  await send(slow, "/nick slow\n");
+  await reader.lines.waitFor("is now slow");
+  const rssBefore = rssKiB(server.child.pid);
+  const line = "z".repeat(1000);
+  const lines = 20_000; // ~20 MB
+  let received = 0;
+  const counting = (async () => {
+    while (received < lines) {
+      const got = await reader.lines.next(20_000);
+      if (got.startsWith("<sender>")) {
+        assert.equal(got, `<sender> ${line}`);
+        received++;
+      }
+    }
+  })();
+  const batch = `${line}\n`.repeat(100);
+  for (let i = 0; i < lines / 100; i++) await sender.send(batch);
+  await counting;
+  assert.equal(received, lines);
+  assert.equal(await sender.lines.waitFor("slow left"), "* slow left (too slow)");
+  // The queue is capped at --max-queue; the rest of any growth is garbage
+  // the V8 heap has not collected yet. A queue that kept the slow client's
+  // 20 MB (plus its copies) would blow well past this.
+  const rssGrowth = rssKiB(server.child.pid) - rssBefore;
+  assert.ok(rssGrowth < 64 * 1024, `server RSS grew by ${rssGrowth} KiB`);
+  reader.lines.lines.length = 0; // the reader kept 20 MB of text for the asserts
+  slow.close();
+  await closeAll(server, sender, reader);
+});
+
+Deno.test("chat: resets mid-line and garbage end that peer only", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  for (let i = 0; i < 5; i++) {
+    const reset = await resetAfterSending(server.port, "half a li");
+    assert.equal(reset.code, 0, reset.stderr);
+  }
+  const garbage = await connectClient(server.port);
+  await garbage.send(crypto.getRandomValues(new Uint8Array(30_000)));
+  await garbage.close();
+  await sync(a);
+  const b = await joinAs(server, "bob");
+  await b.send("still fine\n");
+  assert.equal(await a.lines.waitFor("<bob>"), "<bob> still fine");
+  assert.ok(!a.lines.text.includes("half a li"), "a fragment without its newline is no line");
+  await closeAll(server, a, b);
+});
+
+Deno.test("chat: 500 clients join and leave concurrently", async () => {
+  const server = await startServer("chat_server.ts");
+  const watcher = await joinAs(server, "watcher");
+  const clients = await Promise.all(Array.from({ length: 500 }, () => join(server)));
+  await Promise.all(clients.map((c) => c.close()));
+  await sync(watcher);
+  let online = "";
+  for (let i = 0; i < 50 && online !== "* online (1): watcher"; i++) {
+    await delay(100);
+    await watcher.send("/who\n");
+    online = await watcher.lines.waitFor(/^\* online/);
+  }
+  assert.equal(online, "* online (1): watcher");
+  const joined = watcher.lines.lines.filter((l) => / joined$/.test(l)).length;
+  const left = watcher.lines.lines.filter((l) => / left$/.test(l)).length;
+  assert.equal(joined, 500);
+  assert.equal(left, 500);
+  await closeAll(server, watcher);
+});
+
+Deno.test("chat: SIGTERM tells everyone and exits 0", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await join(server);
+  const b = await join(server);
+  server.kill("SIGTERM");
+  assert.equal(await a.lines.waitFor("shutting"), "* server shutting down");
+  assert.equal(await b.lines.waitFor("shutting"), "* server shutting down");
+  await a.lines.end();
+  await b.lines.end();
+  assert.equal((await server.exit()).code, 0);
+  await a.close();
+  await b.close();
+});
+
+Deno.test("chat: a plain nc client chats with a TCP client", async () => {
+  const server = await startServer("chat_server.ts");
+  const a = await joinAs(server, "alice");
+  const nc = spawnCommand("nc", ["127.0.0.1", String(server.port)], { stdin: "piped" });
+  const ncNick = /^\* welcome, you are (guest\d+)$/.exec(await nc.stdout.next())![1];
+  await a.lines.waitFor("joined");
+  await nc.write("hello from nc 你好\n");
+  assert.equal(await a.lines.next(), `<${ncNick}> hello from nc 你好`);
+  await a.send("hi nc\n");
+  assert.equal(await nc.stdout.waitFor("<alice>"), "<alice> hi nc");
+  nc.kill("SIGTERM");
+  await nc.exit();
+  assert.equal(await a.lines.next(), `* ${ncNick} left`);
+  await closeAll(server, a);
+});
+
+Deno.test("chat: runs with stdin at EOF (< /dev/null)", async () => {
+  const server = await startServer("chat_server.ts"); // stdin is null here
+  await delay(200);
+  const a = await join(server);
+  await closeAll(server, a);
+});
+
+Deno.test("chat: port in use, bad flags, --help", async () => {
+  const first = await startServer("chat_server.ts");
+  const busy = await runScript("chat_server.ts", ["--port", String(first.port)]);
+  assert.equal(busy.code, 1);
+  assert.match(busy.stderr, /^error: cannot listen on .*choose another --port/);
+  await stopServer(first);
+  for (
+    const args of [["--max-line", "0"], ["--idle-timeout", "-1"], ["--idle-timeout=-1"], ["--nope"]]
+  ) {
+    const bad = await runScript("chat_server.ts", args);
+    assert.equal(bad.code, 2, args.join(" "));
+    assert.match(bad.stderr, /^error: .*\nusage: deno run -A chat_server\.ts/);
+  }
+  const help = await runScript("chat_server.ts", ["--help"]);
+  assert.equal(help.code, 0);
+  assert.match(help.stdout, /--max-queue BYTES/);
+});

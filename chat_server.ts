@@ -58,7 +58,7 @@ options:
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
   -h, --help            show this help
 
-client commands: /nick NAME, /who, /msg NAME text, /me action, /help, /quit
+client commands: /nick NAME, /who, /msg NAME text, /me action, /ping, /help, /quit
 console commands: /who, /kick NAME, /quit; any other line is sent as <server>
 
 The first line printed is "listening on HOST:PORT" with the real port.
@@ -235,6 +235,8 @@ function handleLine(room: Room, client: Client, raw: string): void {
       return room.options.log(`* ${client.nick} ${rest}`);
     case "/help":
       return HELP_LINES.forEach((help) => sendTo(client, help));
+    case "/ping": // a client's liveness check: a black-holed server never answers
+      return sendTo(client, rest ? `* pong ${rest}` : "* pong");
     case "/quit":
       sendTo(client, "* bye");
       return leave(room, client, "");
@@ -249,6 +251,7 @@ const HELP_LINES = [
   "*   /who             list who is online",
   "*   /msg NAME text   send text to NAME only",
   "*   /me action       tell the room what you are doing",
+  "*   /ping            check the server is there (answers * pong)",
   "*   /quit            leave",
   "* anything else is sent to everyone",
 ];

@@ -135,6 +135,8 @@ Deno.test("chat: /msg reaches only its target; /me; /help; unknown command", asy
   await a.send("/help\n");
   assert.equal(await a.lines.next(), "* commands:");
   await a.lines.waitFor("* anything else is sent to everyone");
+  await a.send("/ping 42\n");
+  assert.equal(await a.lines.next(), "* pong 42");
   await a.send("/frobnicate\n");
   assert.match(await a.lines.next(), /^! unknown command/);
   await closeAll(server, a, b, c);

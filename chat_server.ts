@@ -39,6 +39,7 @@ import {
   parsePort,
   runMain,
   sanitizeText,
+  writeAll,
 } from "./utils.ts";
 
 export const USAGE =
@@ -105,6 +106,7 @@ const NICK_PATTERN = /^[\p{L}\p{N}_-]{1,24}$/u;
 const RESERVED_NICKS = new Set(["server"]);
 const READ_BUFFER_BYTES = 4096;
 const FAREWELL_FLUSH_MS = 2000;
+const LOG_BACKLOG_CHARS = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
   return { options, clients: new Set(), nicks: new Map(), nextGuest: 1, closing: false };
@@ -410,7 +412,7 @@ export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<
   for (const client of clients) leave(room, client, "");
   const deadline = Date.now() + FAREWELL_FLUSH_MS;
   while (clients.some((c) => c.writing) && Date.now() < deadline) {
-    await new Promise((resolve) => setTimeout(resolve, 10));
+    await delay(10);
   }
   for (const client of clients) closeQuietly(client.conn);
 }
@@ -423,7 +425,7 @@ export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<
  * the half-typed line is redrawn. Without a terminal (or after EOF, e.g.
  * `< /dev/null`) the room simply keeps running.
  */
-function attachConsole(room: Room, stop: () => void): (line: string) => void {
+function attachConsole(room: Room, stop: () => void): Console {
   const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const input = createInterface({
     input: process.stdin,
@@ -442,13 +444,51 @@ function attachConsole(room: Room, stop: () => void): (line: string) => void {
     input.setPrompt(paint("dim", "> "));
     input.prompt();
   }
-  return (line) => {
-    const stamped = `${paint("dim", timestamp())} ${colourLine(line)}`;
-    if (!tty) return console.log(stamped);
+  if (!tty) return batchedLog();
+  const log = (line: string) => {
     process.stdout.write("\r\x1b[K"); // clear the prompt line, print above it
-    console.log(stamped);
+    console.log(`${paint("dim", timestamp())} ${colourLine(line)}`);
     input.prompt(true);
   };
+  return { log, drained: () => Promise.resolve() };
+}
+
+interface Console {
+  log: (line: string) => void;
+  /** Resolves once every logged line has been written. */
+  drained: () => Promise<void>;
+}
+
+/**
+ * The console log when stdout is a pipe or file: lines are gathered and
+ * written once per event-loop turn, not one syscall each, and a reader of
+ * that pipe who falls behind costs at most LOG_BACKLOG_CHARS, never the room.
+ */
+function batchedLog(): Console {
+  let pending = "";
+  let dropped = 0;
+  let writing: Promise<void> | undefined;
+  const drain = async () => {
+    while (pending) {
+      const text = pending;
+      pending = "";
+      await writeAll(Deno.stdout, encoder.encode(text)).catch(() => {});
+    }
+    writing = undefined;
+  };
+  const log = (line: string) => {
+    if (pending.length > LOG_BACKLOG_CHARS) {
+      dropped++;
+      return;
+    }
+    if (dropped) {
+      pending += `${timestamp()} (${dropped} console lines dropped: stdout was not being read)\n`;
+      dropped = 0;
+    }
+    pending += `${timestamp()} ${line}\n`;
+    writing ??= new Promise((resolve) => setTimeout(resolve, 0)).then(drain);
+  };
+  return { log, drained: () => writing ?? Promise.resolve() };
 }
 
 function operatorCommand(room: Room, raw: string, stop: () => void): void {
@@ -482,6 +522,10 @@ function colourLine(line: string): string {
   return line.replace(/^<[^>]*>/, (nick) => paint("cyan", nick));
 }
 
+function delay(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
 function timestamp(): string {
   return new Date().toTimeString().slice(0, 8);
 }
@@ -511,7 +555,8 @@ export async function main(args: string[]): Promise<number> {
   const stop = () => {
     stopping ??= shutdown(room, listener);
   };
-  room.options.log = attachConsole(room, stop);
+  const operatorConsole = attachConsole(room, stop);
+  room.options.log = operatorConsole.log;
   const removeSignals = onStopSignal(stop);
   const stopIdleWatch = watchIdle(room);
   announceListening(listener); // only now: whoever waits for it may signal at once
@@ -519,6 +564,7 @@ export async function main(args: string[]): Promise<number> {
   await serve(room, listener);
   stop();
   await stopping;
+  await Promise.race([operatorConsole.drained(), delay(FAREWELL_FLUSH_MS)]);
   removeSignals();
   stopIdleWatch();
   return 0;

@@ -214,9 +214,12 @@ export function closeQuietly(resource: { close(): void } | undefined): void {
 }
 
 /** Writes all of `bytes`: Deno's conn.write() may write only part. */
-export async function writeAll(conn: Deno.Conn, bytes: Uint8Array): Promise<void> {
+export async function writeAll(
+  writer: { write(bytes: Uint8Array): Promise<number> },
+  bytes: Uint8Array,
+): Promise<void> {
   let offset = 0;
-  while (offset < bytes.length) offset += await conn.write(bytes.subarray(offset));
+  while (offset < bytes.length) offset += await writer.write(bytes.subarray(offset));
 }
 
 // --------------------------------------------------------------- framing ---

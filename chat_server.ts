@@ -86,6 +86,10 @@ interface Client {
   /** Bytes in `queue` plus the unwritten rest of the write in flight. */
   queued: number;
   writing: boolean;
+  /** Waiting in room.dirty for the next flush. */
+  dirty: boolean;
+  /** The socket is closed; nothing more is queued or written. */
+  closed: boolean;
   lastHeard: number;
   /** Set once the client has left the room; its queue may still drain. */
   gone: boolean;
@@ -99,6 +103,11 @@ export interface Room {
   nicks: Map<string, Client>;
   nextGuest: number;
   closing: boolean;
+  /** Clients with output waiting for the next flush. */
+  dirty: Client[];
+  flushScheduled: boolean;
+  /** performance.now() before which the next flush should not start. */
+  nextFlushAt: number;
 }
 
 const encoder = new TextEncoder();
@@ -106,10 +115,21 @@ const NICK_PATTERN = /^[\p{L}\p{N}_-]{1,24}$/u;
 const RESERVED_NICKS = new Set(["server"]);
 const READ_BUFFER_BYTES = 4096;
 const FAREWELL_FLUSH_MS = 2000;
+// How many writes a second the room aims at when it is busy; see flushDirty.
+const WRITES_PER_SECOND = 100_000;
 const LOG_BACKLOG_CHARS = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
-  return { options, clients: new Set(), nicks: new Map(), nextGuest: 1, closing: false };
+  return {
+    options,
+    clients: new Set(),
+    nicks: new Map(),
+    nextGuest: 1,
+    closing: false,
+    dirty: [],
+    flushScheduled: false,
+    nextFlushAt: 0,
+  };
 }
 
 // ------------------------------------------------------------- the room ---
@@ -175,6 +195,8 @@ function join(room: Room, conn: Deno.TcpConn): Client {
     queue: [],
     queued: 0,
     writing: false,
+    dirty: false,
+    closed: false,
     lastHeard: Date.now(),
     gone: false,
   };
@@ -208,9 +230,9 @@ function leave(room: Room, client: Client, reason: string): void {
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
   if (!room.closing) broadcast(room, notice);
   room.options.log(notice);
-  if (!client.writing) closeQuietly(client.conn);
+  if (!client.writing && client.queue.length === 0) return closeClient(client);
   // A peer that left but does not read its last lines is not waited for long.
-  else setTimeout(() => closeQuietly(client.conn), FAREWELL_FLUSH_MS);
+  setTimeout(() => closeClient(client), FAREWELL_FLUSH_MS);
 }
 
 // ---------------------------------------------------------------- lines ---
@@ -321,56 +343,78 @@ export function broadcast(room: Room, line: string, except?: Client): void {
 }
 
 /**
- * Appends to the client's queue and makes sure a flush is under way. Never
+ * Appends to the client's queue and marks it for the next flush. Never
  * awaits: a client that stops reading only fills its own queue, and is
  * dropped when that passes --max-queue (TCP's own buffers have filled by
  * then, so the queue is what it has refused to read).
  */
 function enqueue(client: Client, bytes: Uint8Array): void {
-  if (client.gone && !client.writing) return;
+  if (client.closed) return;
   client.queue.push(bytes);
   client.queued += bytes.length;
   if (client.queued > client.room.options.maxQueue) {
     client.queue = [];
-    client.queued = 0;
     leave(client.room, client, "too slow");
-    closeQuietly(client.conn);
+    closeClient(client);
     return;
   }
-  if (!client.writing) flush(client);
+  markDirty(client);
+}
+
+function markDirty(client: Client): void {
+  if (client.dirty || client.writing) return;
+  client.dirty = true;
+  const room = client.room;
+  room.dirty.push(client);
+  if (room.flushScheduled) return;
+  room.flushScheduled = true;
+  const wait = room.nextFlushAt - performance.now();
+  if (wait < 1) queueMicrotask(() => flushDirty(room));
+  else setTimeout(() => flushDirty(room), wait);
 }
 
 /**
- * Writes everything queued for a client, one write at a time, coalescing
- * all lines that piled up meanwhile into a single write (far fewer syscalls
- * than one write per line).
+ * Starts one write for every client with pending output. Lines queued by
+ * everything that happened since the last flush leave in a single write per
+ * client. The next flush waits until the room has had time for these writes
+ * at WRITES_PER_SECOND: a quiet room flushes at once (low latency), a busy
+ * one gathers more lines per write (far fewer syscalls per delivered line).
  */
-async function flush(client: Client): Promise<void> {
+function flushDirty(room: Room): void {
+  const dirty = room.dirty;
+  room.dirty = [];
+  room.flushScheduled = false;
+  room.nextFlushAt = performance.now() + (dirty.length / WRITES_PER_SECOND) * 1000;
+  for (const client of dirty) {
+    client.dirty = false;
+    writeQueued(client);
+  }
+}
+
+/** One write of everything queued (a partial write is finished at once). */
+async function writeQueued(client: Client): Promise<void> {
+  if (client.closed || client.queue.length === 0) return;
   client.writing = true;
+  const chunk = takeQueue(client);
   try {
-    while (client.queue.length > 0) {
-      const chunk = takeQueue(client);
-      let offset = 0;
-      while (offset < chunk.length) {
-        const written = await client.conn.write(chunk.subarray(offset));
-        offset += written;
-        client.queued -= written;
-      }
-    }
+    let offset = 0;
+    while (offset < chunk.length) offset += await client.conn.write(chunk.subarray(offset));
   } catch {
     // The peer went away; its reader loop sees that too and cleans up.
     client.queue = [];
-    client.queued = 0;
   }
+  client.queued -= chunk.length;
   client.writing = false;
-  if (client.gone) closeQuietly(client.conn);
+  if (client.queue.length > 0) markDirty(client);
+  else if (client.gone) closeClient(client);
 }
 
 function takeQueue(client: Client): Uint8Array {
   const { queue } = client;
   client.queue = [];
   if (queue.length === 1) return queue[0];
-  const total = queue.reduce((sum, bytes) => sum + bytes.length, 0);
+  let total = 0;
+  for (const bytes of queue) total += bytes.length;
   const joined = new Uint8Array(total);
   let offset = 0;
   for (const bytes of queue) {
@@ -378,6 +422,12 @@ function takeQueue(client: Client): Uint8Array {
     offset += bytes.length;
   }
   return joined;
+}
+
+function closeClient(client: Client): void {
+  client.closed = true;
+  client.queue = [];
+  closeQuietly(client.conn);
 }
 
 // ------------------------------------------------------- idle, shutdown ---
@@ -411,10 +461,10 @@ export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<
   const clients = [...room.clients];
   for (const client of clients) leave(room, client, "");
   const deadline = Date.now() + FAREWELL_FLUSH_MS;
-  while (clients.some((c) => c.writing) && Date.now() < deadline) {
+  while (clients.some((c) => !c.closed) && Date.now() < deadline) {
     await delay(10);
   }
-  for (const client of clients) closeQuietly(client.conn);
+  for (const client of clients) closeClient(client);
 }
 
 // -------------------------------------------------------------- console ---

@@ -1,0 +1,283 @@
+// Tests of states.ts: the /proc/net/tcp parser on real kernel lines, then
+// black-box runs (--json, the table, --watch, --demo) against sockets the
+// test opens itself.
+
+import assert from "node:assert/strict";
+import { decodeAddress, type DemoStep, parseProcNetTcp } from "../states.ts";
+import { freePort, runScript, spawnScript } from "./helpers.ts";
+
+const linux = Deno.build.os === "linux";
+
+// Real lines, copied from /proc/net/tcp and /proc/net/tcp6 on Linux 6.18.
+const TCP_FIXTURE = [
+  "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+  "   0: 0100007F:0016 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 5441 1 00000000bf80e203 100 0 0 10 0",
+  "   9: 0100007F:D670 0100007F:B6D7 01 00000000:00000000 00:00000000 00000000     0        0 26035 2 00000000cee00e38 20 0 0 10 -1",
+  "  29: 0100007F:9266 0100007F:8E05 04 003B4E87:00000000 01:00000012 00000000     0        0 0 2 00000000cd29b3ea 20 0 0 11 -1",
+  "  34: 0100007F:8E05 0100007F:9266 01 00000000:0001F3E5 00:00000000 00000000     0        0 52487 2 00000000cd29b171 20 4 0 10 -1",
+  "   5: 0100007F:C912 0100007F:B319 06 00000000:00000000 03:0000159F 00000000     0        0 0 3 000000001e3897dc",
+  "",
+].join("\n");
+
+const TCP6_FIXTURE = [
+  "  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode",
+  "   0: 00000000000000000000000000000000:B6D7 00000000000000000000000000000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 26034 1 00000000c2aa813d 100 0 0 10 0",
+  "   2: 00000000000000000000000001000000:9720 00000000000000000000000001000000:B08F 01 00000000:00000000 00:00000000 00000000     0        0 26038 2 0000000090d7d4c6 20 0 0 10 -1",
+  "   3: 0000000000000000FFFF00000100007F:B6D7 0000000000000000FFFF00000100007F:D670 01 00000000:00000000 00:00000000 00000000     0        0 26036 1 00000000b53a413e 20 0 0 10 -1",
+  "   0: 000000FD000000000000000002000000:D9F6 000000FD000000000000000002000000:ABBD 06 00000000:00000000 03:0000176E 00000000     0        0 0 3 000000004bf5c981",
+].join("\n");
+
+Deno.test("states: decodeAddress undoes the kernel's byte order", () => {
+  assert.deepEqual(decodeAddress("0100007F:1F90"), { hostname: "127.0.0.1", port: 8080 });
+  assert.deepEqual(decodeAddress("00000000:0000"), { hostname: "0.0.0.0", port: 0 });
+  assert.deepEqual(decodeAddress("0100A8C0:0050"), { hostname: "192.168.0.1", port: 80 });
+  assert.deepEqual(decodeAddress("00000000000000000000000001000000:B08F"), {
+    hostname: "::1",
+    port: 45199,
+  });
+  assert.deepEqual(decodeAddress("00000000000000000000000000000000:0000"), {
+    hostname: "::",
+    port: 0,
+  });
+  assert.equal(decodeAddress("000000FD000000000000000002000000:D9F6").hostname, "fd00::2");
+  // fe80::fc:ff:fe00:1: a zero run in the middle, groups without leading zeros.
+  assert.equal(
+    decodeAddress("000080FE00000000FF00FC00010000FE:0016").hostname,
+    "fe80::fc:ff:fe00:1",
+  );
+  // IPv4-mapped (::ffff:127.0.0.1) is shown as the IPv4 address it is.
+  assert.equal(decodeAddress("0000000000000000FFFF00000100007F:B6D7").hostname, "127.0.0.1");
+  assert.throws(() => decodeAddress("0100007F"), /not a \/proc\/net\/tcp address/);
+  assert.throws(() => decodeAddress("0100007:1F90"), /not a \/proc\/net\/tcp address/);
+});
+
+Deno.test("states: parseProcNetTcp reads real /proc/net/tcp lines", () => {
+  const sockets = parseProcNetTcp(TCP_FIXTURE);
+  assert.deepEqual(sockets.map((s) => s.state), [
+    "LISTEN",
+    "ESTABLISHED",
+    "FIN_WAIT_1",
+    "ESTABLISHED",
+    "TIME_WAIT",
+  ]);
+  assert.deepEqual(sockets[0], {
+    local: { hostname: "127.0.0.1", port: 22 },
+    remote: { hostname: "0.0.0.0", port: 0 },
+    state: "LISTEN",
+    sendQueue: 0,
+    recvQueue: 0,
+  });
+  // A FIN_WAIT_1 caught by the demo's trick: megabytes unsent, and unread at the peer.
+  assert.equal(sockets[2].sendQueue, 0x3b4e87);
+  assert.equal(sockets[3].recvQueue, 0x1f3e5);
+  assert.deepEqual(sockets[4].local, { hostname: "127.0.0.1", port: 0xc912 });
+  assert.deepEqual(sockets[4].remote, { hostname: "127.0.0.1", port: 0xb319 });
+});
+
+Deno.test("states: parseProcNetTcp reads real /proc/net/tcp6 lines, IPv4-mapped too", () => {
+  const sockets = parseProcNetTcp(TCP6_FIXTURE);
+  assert.deepEqual(
+    sockets.map((s) =>
+      `${s.local.hostname}:${s.local.port} ${s.remote.hostname}:${s.remote.port} ${s.state}`
+    ),
+    [
+      ":::46807 :::0 LISTEN",
+      "::1:38688 ::1:45199 ESTABLISHED",
+      "127.0.0.1:46807 127.0.0.1:54896 ESTABLISHED",
+      "fd00::2:55798 fd00::2:43965 TIME_WAIT",
+    ],
+  );
+  assert.deepEqual(parseProcNetTcp("garbage\n  7: nothing here\n"), []);
+});
+
+Deno.test({
+  name: "states: --json lists the sockets this test just opened",
+  ignore: !linux,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = listener.addr;
+    const client = await Deno.connect({ hostname: "127.0.0.1", port });
+    const server = await listener.accept();
+    try {
+      const result = await runScript("states.ts", ["--port", String(port), "--json"]);
+      assert.equal(result.code, 0, result.stderr);
+      const sockets = JSON.parse(result.stdout) as {
+        local: { hostname: string; port: number };
+        remote: { hostname: string; port: number };
+        state: string;
+      }[];
+      const find = (localPort: number, remotePort: number) =>
+        sockets.find((s) => s.local.port === localPort && s.remote.port === remotePort)?.state;
+      assert.equal(find(port, 0), "LISTEN");
+      assert.equal(find(client.localAddr.port, port), "ESTABLISHED");
+      assert.equal(find(port, client.localAddr.port), "ESTABLISHED");
+      assert.ok(sockets.every((s) => s.local.port === port || s.remote.port === port));
+    } finally {
+      client.close();
+      server.close();
+      listener.close();
+    }
+  },
+});
+
+Deno.test({
+  name: "states: the table shows each state with the note's meaning",
+  ignore: !linux,
+  async fn() {
+    const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    const { port } = listener.addr;
+    try {
+      const result = await runScript("states.ts", ["--port", String(port)]);
+      assert.equal(result.code, 0, result.stderr);
+      const lines = result.stdout.trimEnd().split("\n");
+      assert.match(lines[0], /^LOCAL\s+REMOTE\s+STATE\s+MEANING$/);
+      assert.match(
+        lines[1],
+        new RegExp(`^127\\.0\\.0\\.1:${port}\\s+0\\.0\\.0\\.0:\\*\\s+LISTEN\\s+服务器端`),
+      );
+    } finally {
+      listener.close();
+    }
+    const empty = await runScript("states.ts", ["--port", String(port)]);
+    assert.equal(empty.stdout, `no TCP sockets with port ${port}\n`);
+  },
+});
+
+Deno.test({
+  name: "states: --watch marks a new socket and its change, exits 0 on SIGTERM",
+  ignore: !linux,
+  async fn() {
+    const port = freePort();
+    const watch = spawnScript("states.ts", ["--watch", "--port", String(port), "--interval", "20"]);
+    try {
+      await watch.stdout.waitFor(`no TCP sockets with port ${port}`, 15_000);
+      const listener = Deno.listen({ hostname: "127.0.0.1", port });
+      await watch.stdout.waitFor(
+        new RegExp(`^\\* 127\\.0\\.0\\.1:${port}\\s+0\\.0\\.0\\.0:\\*\\s+LISTEN`),
+      );
+      listener.close();
+      await watch.stdout.waitFor(
+        new RegExp(`^\\* 127\\.0\\.0\\.1:${port}\\s.*CLOSED \\(was LISTEN\\)`),
+      );
+    } finally {
+      watch.kill("SIGTERM");
+    }
+    assert.equal((await watch.exit()).code, 0);
+    assert.equal(watch.stderr.text, "");
+  },
+});
+
+Deno.test({
+  name: "states: --demo --json observes each state on the right end, fakes none",
+  ignore: !linux,
+  async fn() {
+    const result = await runScript("states.ts", ["--demo", "--json"]);
+    assert.equal(result.code, 0, result.stderr);
+    const demo = JSON.parse(result.stdout) as {
+      steps: DemoStep[];
+      observed: string[];
+      notObserved: string[];
+    };
+    const step = (id: string) => {
+      const found = demo.steps.find((s) => s.id === id);
+      assert.ok(found, `no step ${id}`);
+      return found;
+    };
+    const saw = (id: string, end: "client" | "server", state: string) =>
+      assert.ok(
+        (step(id).observed[end] as string[]).includes(state),
+        `${id}: ${end} showed ${step(id).observed[end].join(", ") || "nothing"}, not ${state}`,
+      );
+
+    saw("listen", "server", "LISTEN");
+    saw("handshake", "client", "ESTABLISHED");
+    saw("handshake", "server", "ESTABLISHED");
+    assert.deepEqual(step("handshake").segments.map((s) => `${s.from}>${s.to} ${s.segment}`), [
+      "client>server SYN",
+      "server>client SYN+ACK",
+      "client>server ACK",
+    ]);
+    // The client closes first: it waits for the server's FIN, then in TIME_WAIT.
+    saw("client-close", "client", "FIN_WAIT_2");
+    saw("client-close", "server", "CLOSE_WAIT");
+    saw("server-close", "client", "TIME_WAIT");
+    assert.equal(step("server-close").observed.server.at(-1), "CLOSED");
+    // The mirror case: now the server's side is left in TIME_WAIT.
+    saw("server-close-first", "server", "FIN_WAIT_2");
+    saw("server-close-first", "client", "CLOSE_WAIT");
+    saw("client-close-last", "server", "TIME_WAIT");
+    assert.ok(!step("client-close-last").observed.client.includes("TIME_WAIT"));
+    // The short-lived states, caught with full queues.
+    saw("syn-sent", "client", "SYN_SENT");
+    saw("fin-wait-1", "client", "FIN_WAIT_1");
+    saw("last-ack", "server", "LAST_ACK");
+    // What loopback is too fast for is labelled, never faked.
+    assert.deepEqual(step("syn-rcvd").observed, { client: [], server: [] });
+    assert.ok(demo.notObserved.includes("SYN_RCVD"));
+    for (const s of demo.steps) {
+      assert.ok(s.title && s.note && s.expected.client.length && s.expected.server.length, s.id);
+    }
+  },
+});
+
+Deno.test({
+  name: "states: --demo prints each step's segments and both ends' states",
+  ignore: !linux,
+  async fn() {
+    const result = await runScript("states.ts", ["--demo"]);
+    assert.equal(result.code, 0, result.stderr);
+    const out = result.stdout;
+    assert.match(
+      out,
+      /^\s+client --- SYN -+> server\n\s+client <-- SYN\+ACK -+ server\n\s+client --- ACK -+> server$/m,
+    );
+    assert.match(out, /^\s+client --- FIN -+> server\n\s+client <-- ACK -+ server$/m);
+    assert.match(out, /^\s+client 127\.0\.0\.1:\d+\s+(FIN_WAIT_1 -> )?FIN_WAIT_2/m);
+    assert.match(out, /^\s+server 127\.0\.0\.1:\d+\s+CLOSE_WAIT$/m);
+    assert.match(out, /^\s+client 127\.0\.0\.1:\d+\s+TIME_WAIT$/m);
+    assert.match(out, /^\s+server 127\.0\.0\.1:\d+\s+TIME_WAIT$/m);
+    assert.match(out, /^\s+server -\s+not observed\s+\(textbook: SYN_RCVD\)$/m);
+    assert.match(out, /^Not observed: SYN_RCVD, CLOSING/m);
+    assert.ok(!out.includes("\x1b["), "NO_COLOR and a pipe: plain text");
+  },
+});
+
+Deno.test({
+  name: "states: --demo works over IPv6 loopback (/proc/net/tcp6)",
+  ignore: !linux,
+  async fn() {
+    const result = await runScript("states.ts", ["--demo", "--json", "--host", "::1"]);
+    assert.equal(result.code, 0, result.stderr);
+    const { steps } = JSON.parse(result.stdout) as { steps: DemoStep[] };
+    const handshake = steps.find((s) => s.id === "handshake")!;
+    assert.match(handshake.addresses.server!, /^\[::1\]:\d+$/);
+    assert.deepEqual(handshake.observed, { client: ["ESTABLISHED"], server: ["ESTABLISHED"] });
+  },
+});
+
+Deno.test("states: bad flags exit 2 with usage on stderr", async () => {
+  for (
+    const args of [
+      ["--bogus"],
+      ["--port", "70000"],
+      ["--port", "0"],
+      ["--interval", "0"],
+      ["--watch", "--json"],
+      ["--demo", "--watch"],
+    ]
+  ) {
+    const result = await runScript("states.ts", args);
+    assert.equal(result.code, 2, args.join(" "));
+    assert.match(result.stderr, /^error: /, args.join(" "));
+    assert.match(result.stderr, /usage: deno run -A states\.ts/);
+    assert.equal(result.stdout, "");
+  }
+});
+
+Deno.test("states: --help explains the states and the flags", async () => {
+  const result = await runScript("states.ts", ["--help"]);
+  assert.equal(result.code, 0);
+  assert.match(result.stdout, /^usage: deno run -A states\.ts/);
+  assert.match(result.stdout, /--watch/);
+  assert.match(result.stdout, /--demo/);
+});

@@ -301,12 +301,25 @@ export type LineEvent = string | typeof LINE_TOO_LONG;
  * sequence, so no character is ever cut, whatever the TCP segments were.
  * A line over `maxLine` bytes is reported once as LINE_TOO_LONG and its bytes
  * are dropped as they arrive: at most `maxLine` + 1 bytes are ever held.
+ * Pass `null` (what conn.read() returns at EOF) to end the stream: that
+ * yields the unfinished last line, if any, for peers that want it.
  */
-export function createLineSplitter(maxLine: number): (chunk: Uint8Array) => LineEvent[] {
+export function createLineSplitter(
+  maxLine: number,
+): (chunk: Uint8Array | null) => LineEvent[] {
   let partial: Uint8Array | undefined; // bytes of an unfinished line, allocated on demand
   let partialLength = 0;
   let discarding = false; // inside an overlong line, waiting for its newline
   return (chunk) => {
+    if (chunk === null) {
+      const rest = discarding || partialLength === 0
+        ? []
+        : [utf8.decode(partial!.subarray(0, partialLength))];
+      partial = undefined;
+      partialLength = 0;
+      discarding = false;
+      return rest;
+    }
     const events: LineEvent[] = [];
     let start = 0;
     while (start < chunk.length) {

@@ -1,6 +1,6 @@
 // chat_client.ts: the notes' section "模拟QQ聊天", the client half, done full duplex.
 //
-//   deno run -A chat_client.ts [--host H] [--port P] [--nick NAME]
+//   deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
 //   deno run -A chat_server.ts            # this project's chat server, or:
 //   nc -l 127.0.0.1 8080                  # the note's own 1:1 test
 //   ncat -l --chat 127.0.0.1 8080         # a ready-made chat room
@@ -17,6 +17,8 @@
 //   a Chinese character cut in the middle (decode() then raises). Here bytes
 //   are framed into lines at "\n" and each complete line is decoded once, so
 //   characters stay whole; invalid bytes show as U+FFFD instead of a crash.
+//   A line over 64 KiB is dropped with a local notice, so a server that never
+//   sends "\n" cannot make the client hold unbounded memory.
 // - The note receives into recv_date and prints recv_data (a NameError on the
 //   first message) and sends msg.encode() without a newline, so the peer
 //   cannot tell where a message ends. Here every line ends in "\n".
@@ -25,6 +27,15 @@
 //   or ConnectionResetError. Here the client says "* connection closed by
 //   server" and exits 0, or prints one error: line and exits 1 on a refused
 //   or reset connection.
+// - A server that is gone without a FIN or RST (host crashed or powered off,
+//   cable pulled, a NAT or firewall that forgot the connection) is a black
+//   hole: the note's recv() would wait forever. TCP keep-alive would notice,
+//   but Linux sends its first probe after 2 hours idle and Deno cannot change
+//   that per socket. So once the server has shown it is chat_server.ts (its
+//   first line is "* welcome, you are NAME"), the client asks "/ping alive-N"
+//   after --timeout/2 s of silence, hides the "* pong alive-N" answer, and
+//   gives up with an error after --timeout s without a byte. nc and ncat peers
+//   are never pinged: there a person would read the "/ping" lines.
 // - Peer text is sanitised before printing, so escape sequences from the
 //   other side cannot move the cursor, clear the screen or fake a line.
 
@@ -34,25 +45,26 @@ import process from "node:process";
 import {
   closeQuietly,
   connectTcp,
+  createLineSplitter,
   Failure,
   formatAddress,
-  type Message,
-  type MessageEnd,
+  LINE_TOO_LONG,
   onStopSignal,
   paint,
   parseFlags,
   parseHost,
+  parseIntFlag,
   parsePort,
   runMain,
   sanitizeText,
   signalExitCode,
   type StopSignal,
   UsageError,
-  utf8Boundary,
   writeAll,
 } from "./utils.ts";
 
-export const USAGE = `usage: deno run -A chat_client.ts [--host H] [--port P] [--nick NAME]
+const USAGE =
+  `usage: deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
 
 Chats with the server at H:P, full duplex: the notes' section "模拟QQ聊天".
 Lines you type are sent; lines from the server are shown as they arrive,
@@ -63,10 +75,12 @@ options:
   --host H          server address (default 127.0.0.1)
   -p, --port P      server port (default 8080)
   -n, --nick NAME   send "/nick NAME" right after connecting
+  --timeout SECS    give up on a chat_server.ts silent this long (default 30;
+                    0 never); see "dead servers" below
   -h, --help        show this help
 
 chat server commands (sent as typed): /nick NAME, /who, /msg NAME text,
-/me action, /help, /quit. /quit, Ctrl+D or Ctrl+C leave the chat.
+/me action, /ping, /help, /quit. /quit, Ctrl+D or Ctrl+C leave the chat.
 
 On a terminal (stdin and stdout both): a "> " prompt, local HH:MM
 timestamps, your own lines shown as "<nick> text" (the server does not echo
@@ -80,11 +94,25 @@ exactly the server's lines (control characters escaped, no prompt, no
 timestamps, no colour); the client's own notices such as
 "* connection closed by server" go to stderr.
 
-Exit status: 0 left the chat or the server closed the connection, 1 runtime
-error (connection refused or reset), 2 bad usage, 143 stopped by SIGTERM.`;
+Lines from the server longer than 64 KiB are not shown; a notice says so.
 
-/** Longest line kept whole; a longer one is shown in pieces of this size. */
+Dead servers: a server whose host crashed or whose network vanished sends
+no FIN or RST, so nothing tells the client it is gone, and TCP keep-alive
+probes only after 2 hours idle. When the server's first line is
+"* welcome, you are NAME" (chat_server.ts), the client sends
+"/ping alive-N" after SECS/2 s without receiving anything (the
+"* pong alive-N" answers are not shown), and after SECS s it prints
+"error: no answer from HOST:PORT for SECS s; ..." and exits 1. Other peers
+(nc, ncat) are never pinged.
+
+Exit status: 0 left the chat or the server closed the connection, 1 runtime
+error (connection refused or reset, no answer within --timeout), 2 bad usage,
+143 stopped by SIGTERM.`;
+
+/** Longest server line shown; a longer one is dropped as it arrives. */
 export const MAX_LINE_BYTES = 64 * 1024;
+export const TOO_LONG_NOTICE = "! (a line over 64 KiB from the server was not shown)";
+const DEFAULT_TIMEOUT_SECS = 30;
 /** How long to wait, after /quit, for the server to close its side. */
 const QUIT_GRACE_MS = 1000;
 /** How long a failed write waits for the reader to see the server's close. */
@@ -92,76 +120,24 @@ const WRITE_FAILURE_GRACE_MS = 500;
 /** Lines queued for sending before stdin is paused (piped input can be fast). */
 const MAX_QUEUED_LINES = 64;
 const PROMPT = "> ";
+const encoder = new TextEncoder();
 
 // ---------------------------------------------------------------- framing ---
 
-const NEWLINE = 0x0a;
-const utf8 = new TextDecoder(); // not fatal: invalid bytes become U+FFFD
+/** A received line: the server's, or the client's own notice in its place. */
+export type Received = { server: string } | { local: string };
 
 /**
- * Splits a byte stream into lines at byte "\n" (a "\r" before it is dropped)
- * and decodes each complete line once, so a UTF-8 character split across
- * reads comes out whole. At most `maxBytes` of a partial line are buffered:
- * a longer line is handed out in pieces ending "size", cut at a character
- * boundary, so a peer that never sends "\n" cannot grow memory without limit.
- * (A candidate for utils.ts: the push-based sibling of readMessage.)
+ * Turns received bytes into lines to show. Each line is sanitised here, once,
+ * so nothing later can print raw peer text. Pass `null` at EOF for the last
+ * line the server did not finish.
  */
-export class LineSplitter {
-  readonly #buffer: Uint8Array;
-  #filled = 0;
-
-  constructor(readonly maxBytes: number = MAX_LINE_BYTES) {
-    if (!Number.isSafeInteger(maxBytes) || maxBytes < 4) {
-      throw new RangeError("maxBytes must be 4 or more (one UTF-8 character)");
-    }
-    this.#buffer = new Uint8Array(maxBytes);
-  }
-
-  /** Feeds received bytes; returns the lines they complete, in order. */
-  push(chunk: Uint8Array): Message[] {
-    const lines: Message[] = [];
-    let start = 0;
-    while (start < chunk.length) {
-      const newline = chunk.indexOf(NEWLINE, start);
-      const stop = newline === -1 ? chunk.length : newline;
-      while (start < stop) {
-        // Full only when more bytes follow: a line of exactly maxBytes stays whole.
-        if (this.#filled === this.maxBytes) lines.push(this.#cut());
-        const take = Math.min(stop - start, this.maxBytes - this.#filled);
-        this.#buffer.set(chunk.subarray(start, start + take), this.#filled);
-        this.#filled += take;
-        start += take;
-      }
-      if (newline === -1) break;
-      lines.push(this.#take(this.#filled, "newline"));
-      start = newline + 1;
-    }
-    return lines;
-  }
-
-  /** At the end of the stream: the unterminated last line, if any. */
-  end(): Message | undefined {
-    return this.#filled > 0 ? this.#take(this.#filled, "eof") : undefined;
-  }
-
-  /** Bytes of a partial line waiting for its "\n". */
-  get buffered(): number {
-    return this.#filled;
-  }
-
-  #cut(): Message {
-    const boundary = utf8Boundary(this.#buffer.subarray(0, this.#filled));
-    return this.#take(boundary > 0 ? boundary : this.#filled, "size");
-  }
-
-  #take(length: number, end: MessageEnd): Message {
-    let body = this.#buffer.subarray(0, length);
-    if (end === "newline" && body.at(-1) === 0x0d) body = body.subarray(0, -1);
-    const message = { text: utf8.decode(body), byteLength: body.length, end };
-    this.#buffer.copyWithin(0, length, this.#filled);
-    this.#filled -= length;
-    return message;
-  }
+export function createReceiver(): (chunk: Uint8Array | null) => Received[] {
+  const split = createLineSplitter(MAX_LINE_BYTES);
+  return (chunk) =>
+    split(chunk).map((line) =>
+      line === LINE_TOO_LONG ? { local: TOO_LONG_NOTICE } : { server: sanitizeText(line) }
+    );
 }
 
 // ------------------------------------------------------------------ views ---
@@ -182,6 +158,11 @@ export function nickFromNotice(line: string): string | undefined {
   return /^\* (?:welcome, you are|you are now) (\S+)$/.exec(line)?.[1];
 }
 
+/** chat_server.ts's first line: only it answers /ping, so only it is pinged. */
+export function isWelcome(line: string): boolean {
+  return /^\* welcome, you are \S+$/.test(line);
+}
+
 /** Local time as HH:MM. */
 export function clock(date: Date = new Date()): string {
   const pad = (n: number) => String(n).padStart(2, "0");
@@ -200,16 +181,14 @@ interface View {
   stopPrompt(): void;
 }
 
-/** Scripted use: stdout gets exactly the server's lines, local notices go to stderr. */
-class PlainView implements View {
-  incoming(line: string): void {
-    console.log(line);
-  }
-  local(line: string): void {
-    console.error(line);
-  }
-  sent(): void {}
-  stopPrompt(): void {}
+/** Scripted use: stdout gets exactly the server's lines, so a script can parse them. */
+function plainView(): View {
+  return {
+    incoming: (line) => console.log(line),
+    local: (line) => console.error(line),
+    sent: () => {},
+    stopPrompt: () => {},
+  };
 }
 
 const COLOURS = {
@@ -225,53 +204,48 @@ const COLOURS = {
  * above it, after which readline redraws the prompt and the half-typed
  * input with the cursor where it was.
  */
-class TerminalView implements View {
-  #prompting = true;
-
-  constructor(readonly rl: Interface) {}
-
-  incoming(line: string): void {
-    const kind = classifyLine(line);
-    this.#printAbove(kind === "plain" ? line : paint(COLOURS[kind], line));
-  }
-
-  local(line: string): void {
-    this.#printAbove(paint(COLOURS.notice, line));
-  }
-
-  sent(typed: string, shown: string): void {
-    // readline has echoed "> typed" and moved to a fresh row: go back up over
-    // the rows that took and put the timestamped line in its place.
-    const out = process.stdout;
-    const columns = out.columns || 80;
-    const rows = Math.floor(displayWidth(PROMPT + typed) / columns) + 1;
-    readline.moveCursor(out, 0, -rows);
-    this.#printAbove(paint(COLOURS.own, sanitizeText(shown)));
-  }
-
-  stopPrompt(): void {
-    if (!this.#prompting) return;
-    this.#clearPrompt();
-    this.#prompting = false;
-  }
-
-  #printAbove(text: string): void {
-    const rows = this.#clearPrompt();
-    // The extra newlines give readline back the rows it will move up over
-    // (the input's rows above the cursor) before it redraws the prompt.
-    process.stdout.write(`${paint("dim", clock())} ${text}\n${"\n".repeat(rows)}`);
-    if (this.#prompting) this.rl.prompt(true);
-  }
+function terminalView(rl: Interface): View {
+  const out = process.stdout;
+  let prompting = true;
 
   /** Erases the prompt and input, however many rows they wrap to; returns rows above the cursor. */
-  #clearPrompt(): number {
-    const out = process.stdout;
-    const rows = this.#prompting ? this.rl.getCursorPos().rows : 0;
+  const clearPrompt = (): number => {
+    const rows = prompting ? rl.getCursorPos().rows : 0;
     readline.moveCursor(out, 0, -rows);
     readline.cursorTo(out, 0);
     readline.clearScreenDown(out);
     return rows;
-  }
+  };
+
+  const printAbove = (text: string) => {
+    const rows = clearPrompt();
+    // The extra newlines give readline back the rows it will move up over
+    // (the input's rows above the cursor) before it redraws the prompt.
+    out.write(`${paint("dim", clock())} ${text}\n${"\n".repeat(rows)}`);
+    if (prompting) rl.prompt(true);
+  };
+
+  return {
+    incoming(line) {
+      const kind = classifyLine(line);
+      printAbove(kind === "plain" ? line : paint(COLOURS[kind], line));
+    },
+    local(line) {
+      printAbove(paint(classifyLine(line) === "error" ? COLOURS.error : COLOURS.notice, line));
+    },
+    sent(typed, shown) {
+      // readline has echoed "> typed" and moved to a fresh row: go back up over
+      // the rows that took and put the timestamped line in its place.
+      const rows = Math.floor(displayWidth(PROMPT + typed) / (out.columns || 80)) + 1;
+      readline.moveCursor(out, 0, -rows);
+      printAbove(paint(COLOURS.own, sanitizeText(shown)));
+    },
+    stopPrompt() {
+      if (!prompting) return;
+      clearPrompt();
+      prompting = false;
+    },
+  };
 }
 
 /**
@@ -293,32 +267,27 @@ export function displayWidth(text: string): number {
   return width;
 }
 
-// ----------------------------------------------------------------- client ---
+// ------------------------------------------------------------------- main ---
 
-/** How the connection's read side ended. */
-type ReadEnd = "eof" | "reset" | "closed";
-
-/** Why the chat ends. */
-type Ending =
-  | { kind: "read"; end: ReadEnd }
-  | { kind: "leave"; code: number }
-  | { kind: "write-failed"; error: unknown }
-  | { kind: "error"; error: unknown };
-
-export async function main(args: string[]): Promise<number> {
-  const flags = parseFlags(args, { nick: { type: "string", short: "n" } }, USAGE);
+async function main(args: string[]): Promise<number> {
+  const flags = parseFlags(args, {
+    nick: { type: "string", short: "n" },
+    timeout: { type: "string", default: String(DEFAULT_TIMEOUT_SECS) },
+  }, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
   if (port === 0) throw new UsageError("--port must name the server's port, 1-65535");
   const nick = flags.nick === undefined ? undefined : parseNick(flags.nick);
+  const timeoutSecs = parseIntFlag(flags.timeout, "--timeout", 0, 86_400);
 
   // connect(): refused or unreachable is one error: line, exit 1.
   const conn = await connectTcp(host, port);
-  // Interactive traffic: small lines should leave at once (Deno leaves Nagle
-  // on), and keep-alive eventually notices a server that vanished silently.
+  // Small lines should leave at once (Deno leaves Nagle on). Keep-alive still
+  // helps with --timeout 0 or a peer that is not chat_server, if only after
+  // the kernel's 2 hours.
   conn.setNoDelay(true);
   conn.setKeepAlive(true);
-  return await new ChatClient(conn).run(nick);
+  return await chat(conn, nick, timeoutSecs);
 }
 
 /** A nick must be one word: a space or newline would change the command. */
@@ -330,202 +299,289 @@ function parseNick(value: string): string {
   return value;
 }
 
-class ChatClient {
-  readonly #conn: Deno.TcpConn;
-  readonly #server: string;
-  readonly #interactive: boolean;
-  readonly #encoder = new TextEncoder();
-  #rl!: Interface;
-  #view!: View;
-  #nick: string | undefined;
-  /** Writes run one at a time, in order: each waits for the one before. */
-  #writes: Promise<void> = Promise.resolve();
-  #queued = 0;
-  #broken = false;
-  #halfClosed = false;
-  #leaving = false;
-  #inputClosed = false;
-  #end!: (ending: Ending) => void;
+// ------------------------------------------------------------------- chat ---
 
-  constructor(conn: Deno.TcpConn) {
-    this.#conn = conn;
-    this.#server = formatAddress(conn.remoteAddr);
-    this.#interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  }
+/** How the connection's read side ended. */
+type ReadEnd = "eof" | "reset" | "closed";
 
-  async run(nick: string | undefined): Promise<number> {
-    const ending = new Promise<Ending>((resolve) => this.#end = resolve);
-    const reader = this.#receive().catch((error) => {
-      this.#end({ kind: "error", error }); // e.g. stdout unusable: not a network error
-      return "closed" as const;
-    });
-    reader.then((end) => this.#end({ kind: "read", end }));
-    const removeSignals = onStopSignal((signal) => this.#leave(signal));
-    this.#startInput();
-    if (nick !== undefined) this.#send(`/nick ${nick}`);
+/** Why the chat ends: the first of these decides the exit status. */
+type Ending =
+  | { kind: "read"; end: ReadEnd }
+  | { kind: "leave"; code: number }
+  | { kind: "write-failed"; error: unknown }
+  | { kind: "silent" }
+  | { kind: "error"; error: unknown };
 
-    try {
-      const first = await ending;
-      if (first.kind === "leave") {
-        // Say goodbye, half-close, and show what the server still sends
-        // until it closes (a short wait: nc -l would never close).
-        if (!this.#halfClosed) this.#send("/quit");
-        await this.#halfClose();
-        await withTimeout(reader, QUIT_GRACE_MS);
-        return first.code;
-      }
-      if (first.kind === "error") throw first.error;
-      const end = first.kind === "read"
-        ? first.end
-        : await withTimeout(reader, WRITE_FAILURE_GRACE_MS);
-      if (end === undefined || end === "closed") {
-        const why = first.kind === "write-failed" ? describe(first.error) : "closed";
-        throw new Failure(`lost the connection to ${this.#server}: ${why}`);
-      }
-      if (end === "reset") throw new Failure(`connection reset by ${this.#server}`);
-      this.#view.local("* connection closed by server");
-      return 0;
-    } finally {
-      removeSignals();
-      this.#closeInput();
-      closeQuietly(this.#conn);
-      await reader;
-    }
-  }
+/**
+ * The conversation: the socket's lines go to the view while the user's go
+ * to the socket, until one side ends it. Returns the exit status, or throws
+ * a Failure for the one error: line.
+ */
+async function chat(
+  conn: Deno.TcpConn,
+  nick: string | undefined,
+  timeoutSecs: number,
+): Promise<number> {
+  const server = formatAddress(conn.remoteAddr);
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const input = openInput(interactive);
+  const view = interactive ? terminalView(input) : plainView();
+  let end!: (ending: Ending) => void;
+  const ending = new Promise<Ending>((resolve) => end = resolve);
+  let ownNick: string | undefined;
+  let linesSeen = 0;
+  let inputClosed = false;
+  let leaving = false;
 
-  // ------------------------------------------------------------- reading ---
+  const sender = createSender(conn, {
+    failed: (error) => end({ kind: "write-failed", error }),
+    backlog(full) {
+      if (full) input.pause();
+      else if (!inputClosed) input.resume();
+    },
+  });
+  const silence = watchSilence(timeoutSecs * 1000, {
+    ping(token) {
+      if (sender.open) sender.send(`/ping ${token}`);
+    },
+    dead: () => end({ kind: "silent" }),
+  });
 
-  /** Reads with conn.read() (not conn.readable, which closes the conn at EOF). */
-  async #receive(): Promise<ReadEnd> {
-    const splitter = new LineSplitter(MAX_LINE_BYTES);
-    const buffer = new Uint8Array(16 * 1024);
-    let end: ReadEnd;
-    while (true) {
-      let n: number | null;
-      try {
-        n = await this.#conn.read(buffer);
-      } catch (err) {
-        if (err instanceof Deno.errors.ConnectionReset) {
-          end = "reset";
-          break;
-        }
-        return "closed"; // closed locally (Interrupted, BadResource) or unusable
-      }
-      if (n === null) {
-        end = "eof";
-        break;
-      }
-      for (const line of splitter.push(buffer.subarray(0, n))) this.#show(line.text);
-    }
-    const last = splitter.end();
-    if (last) this.#show(last.text);
-    return end;
-  }
-
-  #show(raw: string): void {
-    const line = sanitizeText(raw);
-    this.#nick = nickFromNotice(line) ?? this.#nick;
-    this.#view.incoming(line);
-  }
-
-  // ------------------------------------------------------------- writing ---
-
-  /** Queues one line; a failed write ends the chat (the server went away). */
-  #send(line: string): void {
-    const bytes = this.#encoder.encode(`${line}\n`);
-    this.#queued++;
-    if (this.#queued === MAX_QUEUED_LINES) this.#rl.pause();
-    this.#writes = this.#writes.then(async () => {
-      try {
-        if (!this.#broken) await writeAll(this.#conn, bytes);
-      } catch (error) {
-        // Later writes would fail the same way: skip them, report the first.
-        this.#broken = true;
-        this.#end({ kind: "write-failed", error });
-      } finally {
-        this.#queued--;
-        if (this.#queued === MAX_QUEUED_LINES / 2 && !this.#inputClosed) this.#rl.resume();
-      }
-    });
-  }
-
-  /** Queues closeWrite() after the lines before it: the server reads EOF. */
-  #halfClose(): Promise<void> {
-    if (this.#halfClosed) return this.#writes;
-    this.#halfClosed = true;
-    this.#writes = this.#writes.then(async () => {
-      try {
-        await this.#conn.closeWrite();
-      } catch {
-        // The server is gone already; the reader reports it.
-      }
-    });
-    return this.#writes;
-  }
-
-  // --------------------------------------------------------------- input ---
-
-  #startInput(): void {
-    const rl = createInterface({
-      input: process.stdin,
-      output: this.#interactive ? process.stdout : undefined,
-      terminal: this.#interactive,
-      prompt: PROMPT,
-    });
-    this.#rl = rl;
-    this.#view = this.#interactive ? new TerminalView(rl) : new PlainView();
-    rl.on("line", (line) => this.#onLine(line));
-    rl.on("close", () => this.#onInputEnd());
-    // In raw mode Ctrl+C reaches readline as a key, not as a signal.
-    rl.on("SIGINT", () => this.#leave("SIGINT"));
-    if (this.#interactive) rl.prompt();
-  }
-
-  #onLine(line: string): void {
-    if (this.#leaving) return;
-    if (this.#interactive && line === "") {
-      this.#rl.prompt(); // nothing to send; the note's client quit here
-      return;
-    }
-    if (line.trim() === "/quit") {
-      this.#leave();
-      return;
-    }
-    this.#send(line);
-    if (!this.#interactive) return;
-    // Chat lines and /me actions are not echoed by the server: show them
-    // the way the others see them. Other commands get an answer instead.
-    const nick = this.#nick ?? "you";
-    const action = /^\/me\s+(\S.*)$/.exec(line)?.[1];
-    if (!line.startsWith("/")) this.#view.sent(line, `<${nick}> ${line}`);
-    else if (action !== undefined) this.#view.sent(line, `* ${nick} ${action}`);
-    else this.#rl.prompt();
-  }
-
-  /** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes. */
-  #onInputEnd(): void {
-    if (this.#inputClosed) return; // our own close() at the end
-    this.#inputClosed = true;
-    if (this.#interactive) {
-      this.#leave();
-      return;
-    }
-    this.#halfClose();
-  }
+  const fromServer = (line: string) => {
+    if (linesSeen++ === 0 && isWelcome(line)) silence.start();
+    if (silence.isOwnPong(line)) return;
+    ownNick = nickFromNotice(line) ?? ownNick;
+    view.incoming(line);
+  };
+  const reader = receive(conn, silence.heard, (received) => {
+    if ("local" in received) view.local(received.local);
+    else fromServer(received.server);
+  }).catch((error) => {
+    end({ kind: "error", error }); // e.g. stdout unusable: not a network error
+    return "closed" as const;
+  });
+  reader.then((readEnd) => end({ kind: "read", end: readEnd }));
 
   /** /quit, Ctrl+D on a terminal, Ctrl+C or SIGTERM: leave cleanly. */
-  #leave(signal?: StopSignal): void {
-    if (this.#leaving) return;
-    this.#leaving = true;
-    this.#view.stopPrompt();
-    this.#end({ kind: "leave", code: signal === "SIGTERM" ? signalExitCode(signal) : 0 });
-  }
+  const leave = (signal?: StopSignal) => {
+    if (leaving) return;
+    leaving = true;
+    view.stopPrompt();
+    end({ kind: "leave", code: signal === "SIGTERM" ? signalExitCode(signal) : 0 });
+  };
 
-  #closeInput(): void {
-    this.#view.stopPrompt();
-    this.#inputClosed = true;
-    this.#rl.close(); // also restores the terminal from raw mode
+  const onLine = (line: string) => {
+    if (leaving) return;
+    if (interactive && line === "") return input.prompt(); // the note's client quit here
+    if (line.trim() === "/quit") return leave();
+    sender.send(line);
+    if (!interactive) return;
+    // Chat lines and /me actions are not echoed by the server: show them
+    // the way the others see them. Other commands get an answer instead.
+    const who = ownNick ?? "you";
+    const action = /^\/me\s+(\S.*)$/.exec(line)?.[1];
+    if (!line.startsWith("/")) view.sent(line, `<${who}> ${line}`);
+    else if (action !== undefined) view.sent(line, `* ${who} ${action}`);
+    else input.prompt();
+  };
+
+  /** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes and keeps reading. */
+  const onInputEnd = () => {
+    if (inputClosed) return; // our own close() at the end
+    inputClosed = true;
+    if (interactive) leave();
+    else sender.halfClose();
+  };
+
+  /** The exit status for how the chat ended, or the Failure to report. */
+  const conclude = async (first: Ending): Promise<number> => {
+    if (first.kind === "leave") {
+      // Say goodbye, half-close, and show what the server still sends
+      // until it closes (a short wait: nc -l would never close).
+      if (sender.open) sender.send("/quit");
+      await sender.halfClose();
+      await withTimeout(reader, QUIT_GRACE_MS);
+      return first.code;
+    }
+    if (first.kind === "error") throw first.error;
+    if (first.kind === "silent") {
+      throw new Failure(
+        `no answer from ${server} for ${timeoutSecs} s; the server or the network is gone`,
+      );
+    }
+    const readEnd = first.kind === "read"
+      ? first.end
+      : await withTimeout(reader, WRITE_FAILURE_GRACE_MS);
+    if (readEnd === undefined || readEnd === "closed") {
+      const why = first.kind === "write-failed" ? describe(first.error) : "closed";
+      throw new Failure(`lost the connection to ${server}: ${why}`);
+    }
+    if (readEnd === "reset") throw new Failure(`connection reset by ${server}`);
+    view.local("* connection closed by server");
+    return 0;
+  };
+
+  input.on("line", onLine);
+  input.on("close", onInputEnd);
+  input.on("SIGINT", () => leave("SIGINT")); // in raw mode Ctrl+C is a key, not a signal
+  const removeSignals = onStopSignal(leave);
+  if (interactive) input.prompt();
+  if (nick !== undefined) sender.send(`/nick ${nick}`); // only now: a signal can interrupt it
+  try {
+    return await conclude(await ending);
+  } finally {
+    silence.stop();
+    removeSignals();
+    view.stopPrompt();
+    inputClosed = true;
+    input.close(); // also restores the terminal from raw mode
+    closeQuietly(conn);
+    await reader;
   }
+}
+
+/** stdin as lines; on a terminal, readline also draws the prompt and edits the line. */
+function openInput(interactive: boolean): Interface {
+  return createInterface({
+    input: process.stdin,
+    output: interactive ? process.stdout : undefined,
+    terminal: interactive,
+    prompt: PROMPT,
+  });
+}
+
+// --------------------------------------------------------------- reading ---
+
+/**
+ * Hands on every received line until the connection ends, and says how it
+ * ended. conn.read(), not conn.readable: that closes the whole connection at
+ * EOF, and the client may still have lines to send after the server's FIN.
+ */
+async function receive(
+  conn: Deno.TcpConn,
+  heard: () => void,
+  onLine: (received: Received) => void,
+): Promise<ReadEnd> {
+  const receiver = createReceiver();
+  const buffer = new Uint8Array(16 * 1024);
+  while (true) {
+    const n = await readSome(conn, buffer);
+    // Closed locally: the chat is over, nothing more is shown.
+    if (n === "closed") return n;
+    if (n === "eof" || n === "reset") {
+      receiver(null).forEach(onLine);
+      return n;
+    }
+    heard();
+    receiver(buffer.subarray(0, n)).forEach(onLine);
+  }
+}
+
+async function readSome(conn: Deno.TcpConn, buffer: Uint8Array): Promise<number | ReadEnd> {
+  try {
+    return await conn.read(buffer) ?? "eof";
+  } catch (err) {
+    // Interrupted or BadResource: closed locally (or unusable).
+    return err instanceof Deno.errors.ConnectionReset ? "reset" : "closed";
+  }
+}
+
+/**
+ * Notices a black-holed server (see the header). Half the timeout after the
+ * last byte received it pings; a live chat_server answers at once, and any
+ * byte at all restarts the clock. At the full timeout it calls `dead`.
+ * Idle until start(): only chat_server may be pinged.
+ */
+function watchSilence(
+  timeoutMs: number,
+  hooks: { ping(token: string): void; dead(): void },
+) {
+  let lastHeard = Date.now();
+  let pinged = false;
+  let pings = 0;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const unanswered = new Set<string>();
+
+  const check = () => {
+    const silent = Date.now() - lastHeard;
+    if (silent >= timeoutMs) return hooks.dead();
+    if (!pinged && silent >= timeoutMs / 2) {
+      pinged = true;
+      const token = `alive-${++pings}`;
+      unanswered.add(token);
+      hooks.ping(token);
+    }
+    // A byte heard since the last check moved lastHeard: this wakes later.
+    timer = setTimeout(check, (pinged ? timeoutMs : timeoutMs / 2) - silent);
+  };
+
+  return {
+    start() {
+      if (timeoutMs === 0 || timer !== undefined) return;
+      lastHeard = Date.now();
+      timer = setTimeout(check, timeoutMs / 2);
+    },
+    heard() {
+      lastHeard = Date.now();
+      pinged = false;
+    },
+    /** The answer to our own ping is for us, not the user: it is not shown. */
+    isOwnPong(line: string): boolean {
+      const token = /^\* pong (alive-\d+)$/.exec(line)?.[1];
+      return token !== undefined && unanswered.delete(token);
+    },
+    stop: () => clearTimeout(timer),
+  };
+}
+
+// --------------------------------------------------------------- writing ---
+
+/**
+ * Sends lines in order, one write at a time: conn.write() may write only
+ * part, and two writes in flight could interleave. The first failed write
+ * ends the chat (the server went away); later ones are skipped, not reported.
+ */
+function createSender(
+  conn: Deno.TcpConn,
+  hooks: { failed(error: unknown): void; backlog(full: boolean): void },
+) {
+  let writes: Promise<void> = Promise.resolve();
+  let queued = 0;
+  let broken = false;
+  let halfClosed = false;
+  return {
+    /** Still possible to send: not broken, not half-closed (that would be a BrokenPipe). */
+    get open() {
+      return !broken && !halfClosed;
+    },
+    send(line: string): void {
+      const bytes = encoder.encode(`${line}\n`);
+      if (++queued === MAX_QUEUED_LINES) hooks.backlog(true);
+      writes = writes.then(async () => {
+        try {
+          if (!broken) await writeAll(conn, bytes);
+        } catch (error) {
+          broken = true;
+          hooks.failed(error);
+        } finally {
+          if (--queued === MAX_QUEUED_LINES / 2) hooks.backlog(false);
+        }
+      });
+    },
+    /** closeWrite() after the lines before it: the server reads them, then EOF. */
+    halfClose(): Promise<void> {
+      if (halfClosed) return writes;
+      halfClosed = true;
+      writes = writes.then(async () => {
+        try {
+          await conn.closeWrite();
+        } catch {
+          // The server is gone already; the reader reports it.
+        }
+      });
+      return writes;
+    },
+  };
 }
 
 function describe(err: unknown): string {

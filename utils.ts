@@ -234,7 +234,9 @@ export interface Message {
   end: MessageEnd;
 }
 
-const utf8 = new TextDecoder(); // not fatal: invalid bytes become U+FFFD
+// Not fatal: invalid bytes become U+FFFD. ignoreBOM: a U+FEFF a peer sends
+// at the start of a line is text like any other, not a marker to eat.
+const utf8 = new TextDecoder("utf-8", { ignoreBOM: true });
 const NEWLINE = 0x0a;
 
 /**
@@ -310,15 +312,19 @@ export function createLineSplitter(
   let partial: Uint8Array | undefined; // bytes of an unfinished line, allocated on demand
   let partialLength = 0;
   let discarding = false; // inside an overlong line, waiting for its newline
+  const finishLine = (line: Uint8Array): LineEvent => {
+    if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
+    return line.length > maxLine ? LINE_TOO_LONG : utf8.decode(line);
+  };
   return (chunk) => {
     if (chunk === null) {
-      const rest = discarding || partialLength === 0
+      const events: LineEvent[] = discarding || partialLength === 0
         ? []
-        : [utf8.decode(partial!.subarray(0, partialLength))];
+        : [finishLine(partial!.subarray(0, partialLength))];
       partial = undefined;
       partialLength = 0;
       discarding = false;
-      return rest;
+      return events;
     }
     const events: LineEvent[] = [];
     let start = 0;
@@ -344,8 +350,7 @@ export function createLineSplitter(
           partial = undefined;
           partialLength = 0;
         }
-        if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
-        events.push(line.length > maxLine ? LINE_TOO_LONG : utf8.decode(line));
+        events.push(finishLine(line));
       }
       start = end + 1;
     }

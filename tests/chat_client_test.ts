@@ -1,15 +1,17 @@
 // Tests of chat_client.ts: its line framing directly, then the real program
 // against nc -l, ncat --chat, small in-test servers, chat_server.ts, and a
-// real terminal (tmux).
+// real terminal (tmux). Dead-server detection: chat_client_dead_test.ts.
 
 import assert from "node:assert/strict";
 import {
   classifyLine,
   clock,
+  createReceiver,
   displayWidth,
-  LineSplitter,
+  isWelcome,
   MAX_LINE_BYTES,
   nickFromNotice,
+  TOO_LONG_NOTICE,
 } from "../chat_client.ts";
 import {
   delay,
@@ -74,29 +76,40 @@ function spawnClient(port: number, args: string[] = []) {
 
 // ------------------------------------------------------------ unit tests ---
 
-Deno.test("chat_client: LineSplitter frames bytes into whole lines", () => {
-  const splitter = new LineSplitter(16);
-  const bytes = encoder.encode("你好\r\nab\n\ncut 世");
-  const lines = [];
-  for (const byte of bytes) lines.push(...splitter.push(new Uint8Array([byte])));
-  assert.deepEqual(lines.map((l) => [l.text, l.end]), [["你好", "newline"], ["ab", "newline"], [
-    "",
-    "newline",
-  ]]);
-  assert.equal(splitter.buffered, 7);
-  assert.deepEqual(splitter.end(), { text: "cut 世", byteLength: 7, end: "eof" });
-  assert.equal(splitter.end(), undefined);
+Deno.test("chat_client: received bytes become whole, sanitised lines; EOF gives the last one", () => {
+  const receive = createReceiver();
+  const bytes = encoder.encode("你好\r\nab\n\n\x1b[2J\ncut 世");
+  const received = [];
+  for (const byte of bytes) received.push(...receive(new Uint8Array([byte])));
+  assert.deepEqual(received, [
+    { server: "你好" },
+    { server: "ab" },
+    { server: "" },
+    { server: "\\x1b[2J" }, // escaped: it cannot clear the user's screen
+  ]);
+  assert.deepEqual(receive(null), [{ server: "cut 世" }]);
+  assert.deepEqual(receive(null), []);
 });
 
-Deno.test("chat_client: LineSplitter bounds a line without newline, cut between characters", () => {
-  const splitter = new LineSplitter(8);
-  // A line of exactly 8 bytes stays whole; 你好世界 (12 bytes) must be cut before 世.
-  const first = splitter.push(encoder.encode("12345678\n你好"));
-  assert.deepEqual(first.map((l) => l.text), ["12345678"]);
-  const rest = splitter.push(encoder.encode("世界\n"));
-  assert.deepEqual(rest.map((l) => [l.text, l.end]), [["你好", "size"], ["世界", "newline"]]);
-  const big = new LineSplitter(MAX_LINE_BYTES).push(new Uint8Array(200_000).fill(0x61));
-  assert.deepEqual(big.map((l) => l.byteLength), [MAX_LINE_BYTES, MAX_LINE_BYTES, MAX_LINE_BYTES]);
+Deno.test("chat_client: a line over 64 KiB becomes one local notice; the next line is intact", () => {
+  const receive = createReceiver();
+  // Exactly MAX_LINE_BYTES (here 3-byte characters and a \r\n) is still shown whole.
+  const exact = "世".repeat(MAX_LINE_BYTES / 4) + "x".repeat(MAX_LINE_BYTES / 4);
+  assert.equal(encoder.encode(exact).length, MAX_LINE_BYTES);
+  assert.deepEqual(receive(encoder.encode(`${exact}\r\n`)), [{ server: exact }]);
+  // One byte more, arriving in pieces: one notice, never the text, then normal lines.
+  const long = new Uint8Array(MAX_LINE_BYTES + 1).fill(0x61);
+  const received = [
+    ...receive(long.subarray(0, 1000)),
+    ...receive(long.subarray(1000)),
+    ...receive(encoder.encode("\nafter\n")),
+  ];
+  assert.deepEqual(received, [{ local: TOO_LONG_NOTICE }, { server: "after" }]);
+  // An overlong unfinished line at EOF gets its notice too, and nothing else.
+  assert.deepEqual(
+    [...receive(new Uint8Array(200_000).fill(0x62)), ...receive(null)],
+    [{ local: TOO_LONG_NOTICE }],
+  );
 });
 
 Deno.test("chat_client: line kinds, nick tracking, clock, display width", () => {
@@ -108,6 +121,9 @@ Deno.test("chat_client: line kinds, nick tracking, clock, display width", () => 
   assert.equal(nickFromNotice("* welcome, you are guest1"), "guest1");
   assert.equal(nickFromNotice("* you are now alice"), "alice");
   assert.equal(nickFromNotice("* guest1 is now alice"), undefined);
+  assert.ok(isWelcome("* welcome, you are guest1"));
+  assert.ok(!isWelcome("<bob> * welcome, you are guest1"));
+  assert.ok(!isWelcome("* you are now alice"));
   assert.equal(clock(new Date(2024, 0, 1, 7, 5)), "07:05");
   assert.equal(displayWidth("> ab你好🙂"), 10);
 });
@@ -219,20 +235,17 @@ Deno.test("chat_client: control characters, invalid UTF-8 and split characters a
   }
 });
 
-Deno.test("chat_client: a line longer than 64 KiB is printed in bounded pieces", async () => {
+Deno.test("chat_client: a line longer than 64 KiB is not shown: a notice instead, then the next line", async () => {
   const server = listenLocal();
   const client = spawnClient(server.port);
   try {
     const peer = await server.accept();
-    await peer.send("x".repeat(150_000) + "\nafter\n");
+    await peer.send("before\n" + "x".repeat(150_000) + "\nafter\n");
     peer.conn.close();
     assert.equal((await client.exit()).code, 0);
-    assert.deepEqual(client.stdout.lines.map((line) => line.length), [
-      MAX_LINE_BYTES,
-      MAX_LINE_BYTES,
-      150_000 - 2 * MAX_LINE_BYTES,
-      5,
-    ]);
+    assert.deepEqual(client.stdout.lines, ["before", "after"]);
+    assert.deepEqual(client.stderr.lines, [TOO_LONG_NOTICE, "* connection closed by server"]);
+    assert.equal(TOO_LONG_NOTICE, "! (a line over 64 KiB from the server was not shown)");
   } finally {
     await server.close();
   }
@@ -276,10 +289,17 @@ Deno.test("chat_client: a server that resets the connection: exit 1 with one err
 
 Deno.test("chat_client: bad flags exit 2 with usage; --help exits 0", async () => {
   for (
-    const args of [["--bogus"], ["--port", "0"], ["--port", "x"], ["--nick", ""], [
-      "--nick",
-      "a b",
-    ], ["extra"]]
+    const args of [
+      ["--bogus"],
+      ["--port", "0"],
+      ["--port", "x"],
+      ["--nick", ""],
+      ["--nick", "a b"],
+      ["--timeout", "x"],
+      ["--timeout", "1.5"],
+      ["--timeout", "86401"],
+      ["extra"],
+    ]
   ) {
     const result = await runScript("chat_client.ts", args);
     assert.equal(result.code, 2, args.join(" "));
@@ -291,6 +311,7 @@ Deno.test("chat_client: bad flags exit 2 with usage; --help exits 0", async () =
   assert.equal(help.code, 0);
   assert.match(help.stdout, /^usage: deno run -A chat_client\.ts/);
   assert.match(help.stdout, /half-closes/);
+  assert.match(help.stdout, /--timeout SECS/);
 });
 
 Deno.test("chat_client: two clients chat through ncat --chat", async () => {

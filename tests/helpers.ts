@@ -170,7 +170,7 @@ function wrapChild(child: Deno.ChildProcess, pipedStdin: boolean): Script {
       }, timeoutMs);
       const status = await child.status;
       clearTimeout(timer);
-      await closeStdin();
+      await closeStdin(); // stdin stays open until then: tests close it when they mean EOF
       await Promise.all([stdout.finished, stderr.finished]);
       return status;
     },
@@ -199,7 +199,11 @@ export async function startServer(
     throw new Error(`${script} did not start: ${(err as Error).message}\n${proc.stderr.text}`);
   }
   const match = /^listening on \[?([^\]]+)\]?:(\d+)$/.exec(line);
-  if (!match) throw new Error(`unexpected readiness line: ${line}`);
+  if (!match) {
+    proc.kill("SIGKILL");
+    await proc.exit();
+    throw new Error(`unexpected readiness line: ${line}`);
+  }
   return { ...proc, host: match[1], port: Number(match[2]) };
 }
 
@@ -310,11 +314,8 @@ export async function run(
     stderr: "piped",
     env: { NO_COLOR: "1", ...options.env },
   }).spawn();
-  if (options.stdin !== undefined) {
-    const writer = child.stdin.getWriter();
-    await writer.write(encoder.encode(options.stdin)).catch(() => {});
-    await writer.close().catch(() => {});
-  }
+  // The timer runs from the start: a child that never reads its stdin
+  // must not hang the write below forever.
   const timer = setTimeout(() => {
     try {
       child.kill("SIGKILL");
@@ -322,7 +323,15 @@ export async function run(
       // Already exited.
     }
   }, options.timeoutMs ?? 20_000);
-  const output = await child.output();
+  // Output is collected while stdin is written: a child that answers a
+  // large input as it reads it would otherwise block on a full stdout pipe.
+  const collected = child.output();
+  if (options.stdin !== undefined) {
+    const writer = child.stdin.getWriter();
+    await writer.write(encoder.encode(options.stdin)).catch(() => {});
+    await writer.close().catch(() => {});
+  }
+  const output = await collected;
   clearTimeout(timer);
   return { code: output.code, stdout: text(output.stdout), stderr: text(output.stderr) };
 }

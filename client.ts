@@ -1,6 +1,6 @@
 // client.ts: the notes' section "TCP 客户端" (a one-shot TCP client).
 //
-//   deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N]
+//   deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N] [--explain]
 //   nc -l 127.0.0.1 8080       # the note's own test server, in another terminal
 //
 // Like the note: connect, ask for a line ("Words: "), send it, print the
@@ -8,19 +8,24 @@
 // crash), the line is sent whole with its newline, a reply split across TCP
 // segments or inside a UTF-8 character is printed intact, and a server that
 // closes without answering is reported instead of printing an empty reply.
+// `--explain` prints, before each step, the note's Python call, the Deno call
+// that does it and what it really did (on stderr).
 
 import { createInterface } from "node:readline";
 import process from "node:process";
 import {
   closeQuietly,
   connectTcp,
+  describeReceived,
+  describeSent,
+  explainer,
   Failure,
   formatAddress,
   onStopSignal,
   parseFlags,
   parseHost,
   parseIntFlag,
-  parsePort,
+  printReceived,
   readMessage,
   runMain,
   sanitizeText,
@@ -29,7 +34,8 @@ import {
   writeAll,
 } from "./utils.ts";
 
-export const USAGE = `usage: deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N]
+export const USAGE =
+  `usage: deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N] [--explain]
 
 Connects to H:P, sends one line, prints the reply and exits: the notes'
 section "TCP 客户端". Try it against: nc -l 127.0.0.1 8080
@@ -40,6 +46,8 @@ options:
   -m, --message T   the line to send; without it one line is read from stdin
                     (on a terminal after the prompt "Words: ")
   --size N          most bytes read for the reply, like the note's recv (default 1024)
+  --explain         before each step, print the note's Python call, the Deno call
+                    that does it and its result (on stderr; stdout is unchanged)
   -h, --help        show this help
 
 The reply ends at a newline, when the server closes, or after N bytes.
@@ -50,40 +58,77 @@ export async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
     message: { type: "string", short: "m" },
     size: { type: "string", default: "1024" },
+    explain: { type: "boolean", default: false },
   }, USAGE);
   const host = parseHost(flags.host);
-  const port = parsePort(flags.port);
+  const port = parseIntFlag(flags.port, "--port", 1, 65535); // the server's: 0 means nothing here
   const size = parseIntFlag(flags.size, "--size", 1);
-  if (port === 0) throw new UsageError("--port must name the server's port, 1-65535");
+  if (flags.message?.includes("\n")) {
+    throw new UsageError("--message must be one line (the newline that ends it is added)");
+  }
+  const explain = explainer(flags.explain);
+  // Piped input is read before connecting: with nothing to send, no server
+  // should see a connection. On a terminal the note's order stays: connect,
+  // then ask, so a refused connection is reported before anyone types.
+  const interactive = process.stdin.isTTY;
+  const piped = flags.message === undefined && !interactive
+    ? await readLineFromStdin("Words: ")
+    : undefined;
+  if (flags.message === undefined && !interactive && piped === undefined) {
+    throw new UsageError("no message: pass --message TEXT or give a line on stdin");
+  }
 
   // connect(): refused or unreachable is reported before asking for input.
-  const conn = await connectTcp(host, port);
+  const connect = ["socket()+connect(address)", "Deno.connect({hostname, port})"] as const;
+  let conn: Deno.TcpConn;
+  try {
+    conn = await connectTcp(host, port);
+  } catch (err) {
+    explain(...connect, "failed (see the error line)");
+    throw err;
+  }
   const server = formatAddress(conn.remoteAddr);
+  explain(...connect, `connected to ${server} from ${formatAddress(conn.localAddr)}`);
   const removeSignals = onStopSignal((signal) => interrupt(signalExitCode(signal)));
 
   try {
     // input("Words: "): the line to send.
-    const message = flags.message ?? await readLineFromStdin("Words: ");
+    const message = flags.message ?? piped ?? await readLineFromStdin("Words: ");
+    explain(
+      'input("Words: ")',
+      flags.message === undefined ? 'node:readline, one "line" event' : "--message TEXT",
+      message === undefined ? "nothing: stdin ended before a line" : `"${sanitizeText(message)}"`,
+    );
     if (message === undefined) {
       throw new UsageError("no message: pass --message TEXT or type a line on stdin");
     }
 
     // send(): one line, newline-terminated so the server knows it is whole.
+    const line = new TextEncoder().encode(`${message}\n`);
+    let writes: number;
     try {
-      await writeAll(conn, new TextEncoder().encode(`${message}\n`));
+      writes = await writeAll(conn, line);
     } catch {
+      explain("send(msg.encode())", "conn.write(bytes)", `failed: ${server} went away`);
       throw new Failure(`${server} closed the connection before the message could be sent`);
     }
+    explain(
+      "send(msg.encode())",
+      "conn.write(bytes)",
+      `${describeSent(line.length, writes)}: the line and its "\\n"`,
+    );
 
     // recv(): the reply, however many segments carry it.
     const reply = await readMessage(conn, size);
+    explain(`recv(${size})`, "conn.read(buf)", describeReceived(reply, size, "the server"));
     if (!reply) throw new Failure(`${server} closed the connection without replying`);
-    console.log(`received: ${sanitizeText(reply.text)}`);
+    printReceived(reply, size);
     return 0;
   } finally {
     // close()
     removeSignals();
     closeQuietly(conn);
+    explain("close()", "conn.close()", `closed the connection to ${server}`);
   }
 }
 

@@ -2,6 +2,7 @@
 // restarted at once on the same port).
 //
 //   deno run -A reuse_server.ts [--host H] [--port P] [--backlog N] [--reply TEXT] [--size N]
+//                               [--explain]
 //   nc 127.0.0.1 8080                      # a client, as often as you like
 //   deno run -A reuse_server.ts --demo     # the kernel shows why it works
 //
@@ -14,13 +15,17 @@
 // always sets SO_REUSEADDR on Unix, so here the fix is built in (and cannot be
 // turned off). `--demo` shows both sides of it on Linux: the TIME_WAIT in
 // /proc/net/tcp, a bind() without SO_REUSEADDR failing with EADDRINUSE, and
-// a bind() with it succeeding, via libc through Deno's FFI.
+// a bind() with it succeeding, via libc through Deno's FFI. `--explain`
+// prints, before each step of the server, the note's Python call, the Deno
+// call that does it and what it really did (on stderr).
 
 import {
   acceptClient,
   announceListening,
   closeQuietly,
   DEFAULT_PORT,
+  type Explain,
+  explainer,
   Failure,
   formatAddress,
   listenTcp,
@@ -31,8 +36,8 @@ import {
   parseIntFlag,
   parsePort,
   readMessage,
+  receiveAndReply,
   runMain,
-  sanitizeText,
   UsageError,
   writeAll,
 } from "./utils.ts";
@@ -47,6 +52,7 @@ import {
 
 export const USAGE =
   `usage: deno run -A reuse_server.ts [--host H] [--port P] [--backlog N] [--reply TEXT] [--size N]
+                                   [--explain]
        deno run -A reuse_server.ts --demo [--host H] [--port P]
 
 Serves clients one after another until Ctrl+C: prints "HOST:PORT connected",
@@ -68,6 +74,8 @@ options:
                   (default 128, as the note)
   --reply TEXT    reply sent to each client, a newline is added (default "thank you!")
   --size N        most bytes read per message, like the note's recv(1024) (default 1024)
+  --explain       before each step, print the note's Python call, the Deno call
+                  that does it and its result (on stderr; stdout is unchanged)
   --demo          create a TIME_WAIT on the port, show it, then bind the port
                   without SO_REUSEADDR (fails), with it (works) and with
                   Deno.listen (works); needs Linux for /proc and libc
@@ -83,35 +91,32 @@ Exit status: 0 stopped by Ctrl+C or SIGTERM (or --demo as the note says),
  * One client: one message, one reply, and the server closes first. A client
  * that vanishes ends only its own turn.
  */
-async function serveClient(conn: Deno.TcpConn, size: number, reply: Uint8Array): Promise<void> {
+async function serveClient(
+  conn: Deno.TcpConn,
+  size: number,
+  reply: Uint8Array,
+  explain: Explain,
+): Promise<void> {
   const peer = formatAddress(conn.remoteAddr);
+  explain("accept()", "await listener.accept()", `${peer} connected`);
   console.log(`${peer} connected`);
+  let closed = false;
   try {
-    const message = await readMessage(conn, size);
-    if (!message) {
-      console.log(`${peer} closed the connection without sending anything`);
-      return;
-    }
-    console.log(`received: ${sanitizeText(message.text)}`);
-    if (message.end === "size") {
-      console.error(paint("yellow", `(cut at --size ${size} bytes)`, "stderr"));
-    }
-    try {
-      await writeAll(conn, reply);
-    } catch {
-      console.error(`${peer} went away before the reply could be sent`);
-      return;
-    }
+    if (await receiveAndReply(conn, size, reply, explain) !== "replied") return;
     // close() as soon as the reply is out, like the note: whichever side's
     // FIN goes first gets the TIME_WAIT, normally this one.
     const { localAddr, remoteAddr } = conn;
     closeQuietly(conn);
-    console.log(await describeClose(peer, localAddr, remoteAddr));
+    closed = true;
+    const outcome = await describeClose(peer, localAddr, remoteAddr);
+    explain("close()", "conn.close()", outcome);
+    console.log(outcome);
   } catch (err) {
     if (err instanceof Deno.errors.Interrupted || err instanceof Deno.errors.BadResource) return;
     console.error(`${peer} went away: ${(err as Error).message}`);
   } finally {
     closeQuietly(conn);
+    if (!closed) explain("close()", "conn.close()", `closed ${peer}`);
   }
 }
 
@@ -139,9 +144,11 @@ async function serve(
   backlog: number,
   size: number,
   reply: string,
+  explain: Explain,
 ): Promise<number> {
   // socket() + setsockopt(SO_REUSEADDR) + bind() + listen(backlog): Deno.listen does all four.
   const listener = listenTcp(host, port, { tcpBacklog: backlog });
+  const address = formatAddress(listener.addr);
   const replyBytes = new TextEncoder().encode(`${reply}\n`);
 
   let client: Deno.TcpConn | undefined;
@@ -151,16 +158,27 @@ async function serve(
     closeQuietly(listener);
   });
   // Announced only now: a Ctrl+C right after the readiness line must find the handler.
+  explain(
+    "setsockopt(SOL_SOCKET, SO_REUSEADDR, 1)",
+    "nothing to call: Deno.listen sets it itself on Unix",
+    Deno.build.os === "windows" ? "not set (Windows)" : "SO_REUSEADDR on",
+  );
+  explain(
+    `socket()+bind()+listen(${backlog})`,
+    `Deno.listen({hostname, port, tcpBacklog: ${backlog}})`,
+    `listening on ${address}`,
+  );
   announceListening(listener);
   try {
     while ((client = await acceptClient(listener))) {
-      await serveClient(client, size, replyBytes);
+      await serveClient(client, size, replyBytes, explain);
       client = undefined;
     }
   } finally {
     removeSignals();
     closeQuietly(client);
     closeQuietly(listener);
+    explain("close()", "listener.close()", `stopped listening on ${address}`);
   }
   console.error("stopped");
   return 0;
@@ -358,6 +376,7 @@ export async function main(args: string[]): Promise<number> {
     reply: { type: "string", default: "thank you!" },
     size: { type: "string", default: "1024" },
     demo: { type: "boolean", default: false },
+    explain: { type: "boolean", default: false },
   }, USAGE);
   const portFlag: string | undefined = flags.port;
   const host = parseHost(flags.host);
@@ -365,12 +384,16 @@ export async function main(args: string[]): Promise<number> {
   const size = parseIntFlag(flags.size, "--size", 1);
 
   if (flags.demo) {
+    if (flags.explain) {
+      throw new UsageError("--explain goes with the server; --demo explains each of its steps");
+    }
     if (!/^\d{1,3}(\.\d{1,3}){3}$/.test(host)) {
       throw new UsageError(`--demo needs an IPv4 --host such as 127.0.0.1, got '${host}'`);
     }
     return await demo(host === "0.0.0.0" ? "127.0.0.1" : host, parsePort(portFlag ?? "0"));
   }
-  return await serve(host, parsePort(portFlag ?? String(DEFAULT_PORT)), backlog, size, flags.reply);
+  const servePort = parsePort(portFlag ?? String(DEFAULT_PORT));
+  return await serve(host, servePort, backlog, size, flags.reply, explainer(flags.explain));
 }
 
 if (import.meta.main) runMain(() => main(Deno.args), USAGE);

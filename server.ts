@@ -1,6 +1,6 @@
 // server.ts: the notes' section "TCP服务器" (a one-shot TCP server).
 //
-//   deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N]
+//   deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N] [--explain]
 //   nc 127.0.0.1 8080          # the note's own test, in another terminal
 //
 // Like the note: listen, accept one client, receive one message, send a
@@ -8,27 +8,30 @@
 // that arrives in several TCP segments is still one message (recv(1024)
 // returns whatever one segment held), a Chinese character split between
 // two segments comes out whole, and a client that vanishes is reported.
+// `--explain` prints, before each step's output, the note's Python call, the
+// Deno call that does it and what it really did (on stderr).
+//
+// The --explain helpers at the end are shared with client.ts and reuse_server.ts.
 
 import {
   acceptClient,
   announceListening,
   closeQuietly,
+  explainer,
   formatAddress,
   listenTcp,
   onStopSignal,
-  paint,
   parseFlags,
   parseHost,
   parseIntFlag,
   parsePort,
-  readMessage,
+  receiveAndReply,
   runMain,
-  sanitizeText,
   signalExitCode,
-  writeAll,
 } from "./utils.ts";
 
-export const USAGE = `usage: deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N]
+export const USAGE =
+  `usage: deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N] [--explain]
 
 Listens on H:P, accepts one client, prints what it sends, replies, and exits:
 the notes' section "TCP服务器". Try it with: nc 127.0.0.1 8080
@@ -38,6 +41,8 @@ options:
   -p, --port P    port to listen on (default 8080; 0 picks any free port)
   --reply TEXT    reply sent to the client, a newline is added (default "thank you!")
   --size N        most bytes read for the message, like the note's recv(1024) (default 1024)
+  --explain       before each step, print the note's Python call, the Deno call
+                  that does it and its result (on stderr; stdout is unchanged)
   -h, --help      show this help
 
 The message ends at a newline, when the client closes its side, or after N bytes.
@@ -49,13 +54,16 @@ export async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
     reply: { type: "string", default: "thank you!" },
     size: { type: "string", default: "1024" },
+    explain: { type: "boolean", default: false },
   }, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
   const size = parseIntFlag(flags.size, "--size", 1);
+  const explain = explainer(flags.explain);
 
   // socket() + bind() + listen(): Deno.listen does all three.
   const listener = listenTcp(host, port);
+  const address = formatAddress(listener.addr);
 
   let client: Deno.TcpConn | undefined;
   let interrupted: number | undefined;
@@ -66,34 +74,24 @@ export async function main(args: string[]): Promise<number> {
     closeQuietly(listener);
   });
   // Announced only once Ctrl+C is handled: whoever waits for it may signal.
+  explain("socket()+bind()+listen()", "Deno.listen({hostname, port})", `listening on ${address}`);
   announceListening(listener);
 
+  let peer: string | undefined;
   try {
     // accept(): wait for one client.
     client = await acceptClient(listener);
     if (!client) return interrupted ?? 1;
-    const peer = formatAddress(client.remoteAddr);
+    peer = formatAddress(client.remoteAddr);
+    explain("accept()", "await listener.accept()", `${peer} connected`);
     console.log(`${peer} connected`);
 
-    // recv(): one message, however many segments carry it.
-    const message = await readMessage(client, size);
-    if (!message) {
-      console.log(`${peer} closed the connection without sending anything`);
-      return 0;
-    }
-    console.log(`received: ${sanitizeText(message.text)}`);
-    if (message.end === "size") {
-      console.error(paint("yellow", `(cut at --size ${size} bytes)`, "stderr"));
-    }
-
-    // send(): the reply, all of it (conn.write may write only part).
-    try {
-      await writeAll(client, new TextEncoder().encode(`${flags.reply}\n`));
-    } catch {
-      console.error(`${peer} went away before the reply could be sent`);
-      return 1;
-    }
-    return 0;
+    // recv() and send(): one message, however many segments carry it, and
+    // the whole reply (conn.write may write only part).
+    const reply = new TextEncoder().encode(`${flags.reply}\n`);
+    const exchange = await receiveAndReply(client, size, reply, explain);
+    if (interrupted !== undefined) return interrupted;
+    return exchange === "gone" ? 1 : 0;
   } catch (err) {
     if (interrupted !== undefined) return interrupted;
     throw err;
@@ -101,7 +99,9 @@ export async function main(args: string[]): Promise<number> {
     // close(): the client first, then the listening socket.
     removeSignals();
     closeQuietly(client);
+    if (peer) explain("close()", "conn.close()", `closed ${peer}`);
     closeQuietly(listener);
+    explain("close()", "listener.close()", `stopped listening on ${address}`);
   }
 }
 

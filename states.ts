@@ -12,6 +12,9 @@
 // are hard to see (SYN_SENT, FIN_WAIT_1, LAST_ACK). States the kernel passes
 // through too fast (SYN_RCVD, CLOSING) are explained and marked "not
 // observed": nothing here is labelled observed unless /proc showed it.
+// Then it draws the exchange as a textbook's two-column timeline, client on
+// the left, server on the right, each state marked "(observed)" only if /proc
+// showed it in that step; `--demo --json` gives the same steps as data.
 //
 // Reading anything under /proc needs --allow-all (-A); --allow-read is not enough.
 
@@ -45,7 +48,8 @@ options:
   --interval MS     how often --watch reads the kernel's table (default 500)
   --json            print one JSON array of sockets (with --demo: the steps as data)
   --demo            walk the whole TCP lifecycle on loopback and show, after each
-                    step, the states the kernel reports for the client and the server
+                    step, the states the kernel reports for the client and the server;
+                    then draw the exchange as a two-column timeline (colour on a terminal)
   --host H          address the demo listens on (default 127.0.0.1; ::1 for IPv6)
   -h, --help        show this help
 
@@ -430,6 +434,36 @@ export interface Segment {
   segment: string;
 }
 
+/**
+ * A row of a step's textbook picture: a segment on the wire, or the states
+ * the ends are in once the segments above it have passed.
+ */
+export type PictureRow = Segment | Partial<Record<End, StateName>>;
+
+/**
+ * How a drawn state is known. "observed": /proc showed it during the step.
+ * "too fast to observe": /proc did not, but showed a later state of the same
+ * end that the kernel cannot reach without passing through this one.
+ * "not observed": neither. "no socket": CLOSED, the kernel has no such socket.
+ */
+export type Seen = "observed" | "too fast to observe" | "not observed" | "no socket";
+
+export interface DrawnState {
+  state: StateName;
+  seen: Seen;
+}
+
+/** One row of the drawn timeline (states.ts --demo), as data. */
+export type TimelineRow =
+  /** A segment on the wire, with its direction. */
+  | { kind: "segment"; from: End; to: End; segment: string }
+  /** The textbook's states at this point, each marked with how it is known. */
+  | { kind: "states"; client?: DrawnState; server?: DrawnState }
+  /** What /proc showed that the textbook picture of this step does not have. */
+  | { kind: "instead"; client?: DrawnState; server?: DrawnState }
+  /** TIME_WAIT's timer: the end holds the connection for 2MSL, then it is CLOSED. */
+  | { kind: "timer"; ends: End[]; timer: string; then: string };
+
 /** One step of the demo, as data (for --json, and for drawing timelines). */
 export interface DemoStep {
   id: string;
@@ -444,6 +478,8 @@ export interface DemoStep {
   /** `HOST:PORT` of each end's socket (null when it has none). */
   addresses: Record<End, string | null>;
   note: string;
+  /** The step as the drawn timeline shows it: segments and marked states, in order. */
+  timeline: TimelineRow[];
 }
 
 /** What a step watches: each end's states in one snapshot of the kernel's table. */
@@ -512,14 +548,96 @@ async function observe(
 
 const C2S = (segment: string): Segment => ({ from: "client", to: "server", segment });
 const S2C = (segment: string): Segment => ({ from: "server", to: "client", segment });
-const HANDSHAKE = [C2S("SYN"), S2C("SYN+ACK"), C2S("ACK")];
+const HANDSHAKE: PictureRow[] = [
+  C2S("SYN"),
+  { client: "SYN_SENT", server: "SYN_RCVD" },
+  S2C("SYN+ACK"),
+  C2S("ACK"),
+  { client: "ESTABLISHED", server: "ESTABLISHED" },
+];
+const ENDS = ["client", "server"] as const;
+
+function isSegment(row: PictureRow): row is Segment {
+  return "segment" in row;
+}
+
+/** The states a picture has each end go through, in order. */
+function expectedOf(picture: PictureRow[]): Record<End, StateName[]> {
+  const expected: Record<End, StateName[]> = { client: [], server: [] };
+  for (const row of picture) {
+    if (isSegment(row)) continue;
+    for (const end of ENDS) if (row[end]) expected[end].push(row[end]);
+  }
+  return expected;
+}
+
+/**
+ * A state a connection may skip on its way to a later one in the same
+ * picture: CLOSING happens only when the two FINs cross; otherwise
+ * FIN_WAIT_2 leads to TIME_WAIT. Seeing TIME_WAIT proves nothing about it.
+ */
+const SKIPPABLE: StateName[] = ["CLOSING"];
+
+/**
+ * The step's picture as timeline rows, each state marked with how it is
+ * known from `observed` (what /proc showed in this step, and nothing else);
+ * states /proc showed that the picture lacks are added as "instead" rows,
+ * and an observed TIME_WAIT gets its 2MSL timer.
+ */
+export function timelineOf(
+  picture: PictureRow[],
+  observed: Record<End, StateName[]>,
+): TimelineRow[] {
+  const expected = expectedOf(picture);
+  const seen = (end: End, state: StateName): Seen => {
+    if (state === "CLOSED") return observed[end].includes("CLOSED") ? "no socket" : "not observed";
+    if (observed[end].includes(state)) return "observed";
+    const later = expected[end].slice(expected[end].indexOf(state) + 1);
+    return !SKIPPABLE.includes(state) && later.some((s) => observed[end].includes(s))
+      ? "too fast to observe"
+      : "not observed";
+  };
+  const rows: TimelineRow[] = picture.map((row) => {
+    if (isSegment(row)) return { kind: "segment", ...row };
+    const drawn: TimelineRow = { kind: "states" };
+    for (const end of ENDS) {
+      const state = row[end];
+      if (state) drawn[end] = { state, seen: seen(end, state) };
+    }
+    return drawn;
+  });
+  const extra = {
+    client: observed.client.filter((s) => !expected.client.includes(s)),
+    server: observed.server.filter((s) => !expected.server.includes(s)),
+  };
+  for (let i = 0; i < Math.max(extra.client.length, extra.server.length); i++) {
+    const drawn: TimelineRow = { kind: "instead" };
+    for (const end of ENDS) {
+      const state = extra[end][i];
+      if (state) drawn[end] = { state, seen: state === "CLOSED" ? "no socket" : "observed" };
+    }
+    rows.push(drawn);
+  }
+  const timed = ENDS.filter((end) =>
+    expected[end].at(-1) === "TIME_WAIT" && observed[end].includes("TIME_WAIT")
+  );
+  if (timed.length) {
+    rows.push({
+      kind: "timer",
+      ends: timed,
+      timer: "2MSL timer (60 s on Linux)",
+      then: "CLOSED (not waited for)",
+    });
+  }
+  return rows;
+}
 
 interface StepSpec {
   id: string;
   scene: string;
   title: string;
-  segments: Segment[];
-  expected: Record<End, StateName[]>;
+  /** The textbook picture: segments and states in order (gives segments and expected). */
+  picture: PictureRow[];
   probes: Record<End, Probe>;
   addresses: Record<End, string | null>;
   /** States at which polling stops, per end (default: the last expected). */
@@ -529,20 +647,31 @@ interface StepSpec {
 }
 
 async function runStep(spec: StepSpec): Promise<DemoStep> {
+  const expected = expectedOf(spec.picture);
   const until = {
-    client: spec.until?.client ?? [spec.expected.client.at(-1)!],
-    server: spec.until?.server ?? [spec.expected.server.at(-1)!],
+    client: spec.until?.client ?? [expected.client.at(-1)!],
+    server: spec.until?.server ?? [expected.server.at(-1)!],
   };
   const { observed, sockets } = await observe(spec.probes, until);
+  return toStep(spec, observed, spec.note(sockets, observed));
+}
+
+/** The step as data: its picture unfolded into segments, expected states and timeline. */
+function toStep(
+  spec: Pick<StepSpec, "id" | "scene" | "title" | "picture" | "addresses">,
+  observed: Record<End, StateName[]>,
+  note: string,
+): DemoStep {
   return {
     id: spec.id,
     scene: spec.scene,
     title: spec.title,
-    segments: spec.segments,
-    expected: spec.expected,
+    segments: spec.picture.filter(isSegment),
+    expected: expectedOf(spec.picture),
     observed,
     addresses: spec.addresses,
-    note: spec.note(sockets, observed),
+    note,
+    timeline: timelineOf(spec.picture, observed),
   };
 }
 
@@ -622,8 +751,7 @@ async function runDemo(
       id: "listen",
       scene: SCENE_1,
       title: "server: socket(), bind(), listen() (Deno.listen does all three)",
-      segments: [],
-      expected: { client: ["CLOSED"], server: ["LISTEN"] },
+      picture: [{ client: "CLOSED", server: "LISTEN" }],
       probes: { client: nothing, server: listenerProbe(listener) },
       addresses: { client: null, server: formatAddress(listener.addr) },
       note: () => "No packet yet: the listening socket only waits for a SYN.",
@@ -634,8 +762,7 @@ async function runDemo(
       id: "handshake",
       scene: SCENE_1,
       title: "client: connect(); server: accept(): the three-way handshake",
-      segments: HANDSHAKE,
-      expected: { client: ["SYN_SENT", "ESTABLISHED"], server: ["SYN_RCVD", "ESTABLISHED"] },
+      picture: HANDSHAKE,
       ...pair(first.client, first.server),
       note: () =>
         "The kernel did the handshake; accept() only took the finished connection from the " +
@@ -650,8 +777,13 @@ async function runDemo(
       id: "data",
       scene: SCENE_1,
       title: "data both ways: send() and recv() on each side",
-      segments: [C2S('data "hello"'), S2C("ACK"), S2C('data "thank you!"'), C2S("ACK")],
-      expected: { client: ["ESTABLISHED"], server: ["ESTABLISHED"] },
+      picture: [
+        C2S('data "hello"'),
+        S2C("ACK"),
+        S2C('data "thank you!"'),
+        C2S("ACK"),
+        { client: "ESTABLISHED", server: "ESTABLISHED" },
+      ],
       ...pair(first.client, first.server),
       note: () =>
         `The server read ${asked ?? 0} bytes, the client ${answered ?? 0}: ` +
@@ -663,8 +795,12 @@ async function runDemo(
       id: "client-close",
       scene: SCENE_1,
       title: "client: close() first (wave 1 and 2 of the four-way wave)",
-      segments: [C2S("FIN"), S2C("ACK")],
-      expected: { client: ["FIN_WAIT_1", "FIN_WAIT_2"], server: ["CLOSE_WAIT"] },
+      picture: [
+        C2S("FIN"),
+        { client: "FIN_WAIT_1", server: "CLOSE_WAIT" },
+        S2C("ACK"),
+        { client: "FIN_WAIT_2" },
+      ],
       ...pair(first.client, first.server),
       note: () =>
         "The client program is done, but its kernel keeps the connection until the server's " +
@@ -678,8 +814,12 @@ async function runDemo(
       id: "server-close",
       scene: SCENE_1,
       title: "server: read() returns null (the FIN), then close() (wave 3 and 4)",
-      segments: [S2C("FIN"), C2S("ACK")],
-      expected: { client: ["TIME_WAIT"], server: ["LAST_ACK", "CLOSED"] },
+      picture: [
+        S2C("FIN"),
+        { server: "LAST_ACK" },
+        C2S("ACK"),
+        { client: "TIME_WAIT", server: "CLOSED" },
+      ],
       ...pair(first.client, first.server),
       until: { server: ["CLOSED"] },
       note: () =>
@@ -694,8 +834,8 @@ async function runDemo(
       id: "handshake-2",
       scene: SCENE_2,
       title: "a second client: connect() and accept()",
-      segments: HANDSHAKE,
-      expected: { client: ["ESTABLISHED"], server: ["ESTABLISHED"] },
+      // The handshake's passing states were drawn in step 2; only the result here.
+      picture: [...HANDSHAKE.filter(isSegment), { client: "ESTABLISHED", server: "ESTABLISHED" }],
       ...pair(second.client, second.server),
       note: () => "A new connection: a new client port, the same server port.",
     });
@@ -705,8 +845,12 @@ async function runDemo(
       id: "server-close-first",
       scene: SCENE_2,
       title: "server: close() first",
-      segments: [S2C("FIN"), C2S("ACK")],
-      expected: { client: ["CLOSE_WAIT"], server: ["FIN_WAIT_1", "FIN_WAIT_2"] },
+      picture: [
+        S2C("FIN"),
+        { client: "CLOSE_WAIT", server: "FIN_WAIT_1" },
+        C2S("ACK"),
+        { server: "FIN_WAIT_2" },
+      ],
       ...pair(second.client, second.server),
       note: () => "Now the roles swap: the server is the one waiting for the other FIN.",
     });
@@ -717,8 +861,12 @@ async function runDemo(
       id: "client-close-last",
       scene: SCENE_2,
       title: "client: read() returns null, then close()",
-      segments: [C2S("FIN"), S2C("ACK")],
-      expected: { client: ["LAST_ACK", "CLOSED"], server: ["TIME_WAIT"] },
+      picture: [
+        C2S("FIN"),
+        { client: "LAST_ACK" },
+        S2C("ACK"),
+        { client: "CLOSED", server: "TIME_WAIT" },
+      ],
       ...pair(second.client, second.server),
       until: { client: ["CLOSED"] },
       note: () =>
@@ -743,8 +891,10 @@ async function runDemo(
       id: "syn-sent",
       scene: SCENE_3,
       title: "4 clients connect() to a listener with tcpBacklog 1 that never accept()s",
-      segments: [C2S("SYN (dropped: the accept queue is full)")],
-      expected: { client: ["SYN_SENT"], server: ["LISTEN"] },
+      picture: [
+        C2S("SYN (dropped: the accept queue is full)"),
+        { client: "SYN_SENT", server: "LISTEN" },
+      ],
       probes: { client: waitingProbe(full), server: listenerProbe(full) },
       addresses: { client: null, server: formatAddress(full.addr) },
       until: { client: ["SYN_SENT"] },
@@ -767,8 +917,11 @@ async function runDemo(
       id: "fin-wait-1",
       scene: SCENE_3,
       title: "client: write 16 MiB the server never reads, then close()",
-      segments: [C2S("data, until the server's receive buffer is full"), S2C("ACK, window 0")],
-      expected: { client: ["FIN_WAIT_1"], server: ["ESTABLISHED"] },
+      picture: [
+        C2S("data, until the server's receive buffer is full"),
+        S2C("ACK, window 0"),
+        { client: "FIN_WAIT_1", server: "ESTABLISHED" },
+      ],
       ...pair(third.client, third.server),
       note: (sockets) =>
         `write() took ${mib(unsent)} (the rest did not fit). After close() the client's FIN ` +
@@ -782,8 +935,7 @@ async function runDemo(
       id: "reset",
       scene: SCENE_3,
       title: "server: close() with the data still unread",
-      segments: [S2C("RST")],
-      expected: { client: ["CLOSED"], server: ["CLOSED"] },
+      picture: [S2C("RST"), { client: "CLOSED", server: "CLOSED" }],
       ...pair(third.client, third.server),
       note: () =>
         "Closing a socket with unread data sends RST, not FIN: no four-way wave, both ends " +
@@ -799,8 +951,13 @@ async function runDemo(
       id: "last-ack",
       scene: SCENE_3,
       title: "client: closeWrite(); server: write 16 MiB the client never reads, then close()",
-      segments: [C2S("FIN"), S2C("ACK"), S2C("data, until the client's buffer is full")],
-      expected: { client: ["FIN_WAIT_2"], server: ["LAST_ACK"] },
+      picture: [
+        C2S("FIN"),
+        S2C("ACK"),
+        { client: "FIN_WAIT_2" },
+        S2C("data, until the client's buffer is full"),
+        { server: "LAST_ACK" },
+      ],
       ...pair(fourth.client, fourth.server),
       note: (sockets) =>
         `The server read ${eof4 === null ? "null (the FIN)" : eof4}, wrote ${mib(unread)} and ` +
@@ -810,19 +967,26 @@ async function runDemo(
     });
     release(fourth.client);
 
-    explain({
-      id: "syn-rcvd",
-      scene: SCENE_3,
-      title: "SYN_RCVD: the server between its SYN+ACK and the client's ACK",
-      segments: [C2S("SYN"), S2C("SYN+ACK"), C2S("ACK")],
-      expected: { client: ["SYN_SENT"], server: ["SYN_RCVD"] },
-      observed: { client: [], server: [] },
-      addresses: { client: null, server: null },
-      note: "Not observed, and not staged: on loopback the client's ACK comes back within " +
+    // Nothing is run or read here: a textbook step, explained, with nothing observed.
+    explain(toStep(
+      {
+        id: "syn-rcvd",
+        scene: SCENE_3,
+        title: "SYN_RCVD: the server between its SYN+ACK and the client's ACK",
+        picture: [
+          C2S("SYN"),
+          { client: "SYN_SENT", server: "SYN_RCVD" },
+          S2C("SYN+ACK"),
+          C2S("ACK"),
+        ],
+        addresses: { client: null, server: null },
+      },
+      { client: [], server: [] },
+      "Not observed, and not staged: on loopback the client's ACK comes back within " +
         "microseconds, inside the connect() call, before /proc can be read. Catching it needs " +
         "a client that never sends that ACK (a raw socket, root) or a slow network. The " +
         "SYN_SENT trick above works only because the full queue drops the SYN unanswered.",
-    });
+    ));
 
     const fifth = await connect(listener);
     release(fifth.client);
@@ -831,8 +995,14 @@ async function runDemo(
       id: "closing",
       scene: SCENE_3,
       title: "CLOSING: both ends close() back to back, hoping the FINs cross",
-      segments: [C2S("FIN"), S2C("FIN"), C2S("ACK"), S2C("ACK")],
-      expected: { client: ["CLOSING", "TIME_WAIT"], server: ["CLOSING", "TIME_WAIT"] },
+      picture: [
+        C2S("FIN"),
+        S2C("FIN"),
+        { client: "CLOSING", server: "CLOSING" },
+        C2S("ACK"),
+        S2C("ACK"),
+        { client: "TIME_WAIT", server: "TIME_WAIT" },
+      ],
       ...pair(fifth.client, fifth.server),
       until: { client: ["TIME_WAIT", "CLOSED"], server: ["TIME_WAIT", "CLOSED"] },
       note: (_, observed) =>
@@ -901,6 +1071,115 @@ function wrap(text: string, width: number): string[] {
   return lines;
 }
 
+// -------------------------------------------------------------- timeline ---
+
+/** The scenes --demo draws as a timeline: one connection each, from handshake to TIME_WAIT. */
+export const TIMELINE_SCENES = [SCENE_1, SCENE_2];
+
+const GUTTER = "    "; // room for the step number
+const COLUMN = 38; // the server's column starts here
+const ARROW = COLUMN - 6; // an arrow fits between "  |  " and "   |"
+
+const SEEN_COLOURS: Record<Seen, "green" | "yellow" | "gray"> = {
+  observed: "green",
+  "too fast to observe": "yellow",
+  "not observed": "yellow",
+  "no socket": "gray",
+};
+
+/** Text as it takes room on screen, and as printed (with colour). */
+interface Cell {
+  plain: string;
+  painted: string;
+}
+
+/** `------- SYN ------->` or `<------ ACK -------`, the label centred. */
+function arrow(segment: Segment): { body: string; left: number; right: number } {
+  const label = ` ${segment.segment} `;
+  const dashes = Math.max(4, ARROW - 1 - label.length);
+  const left = Math.floor(dashes / 2);
+  return { body: label, left, right: dashes - left };
+}
+
+/**
+ * Draws demo steps as the two-column timeline of a textbook: the client on
+ * the left, the server on the right, each segment an arrow between them and,
+ * in between, the states each end is in, marked with how they are known
+ * (DemoStep.timeline, which --json carries). Each step's first line starts
+ * with its number in the demo. Only steps of `scenes` are drawn (default:
+ * all); `colour: false` gives plain text even on a terminal.
+ */
+export function drawTimeline(
+  steps: DemoStep[],
+  options: { scenes?: string[]; colour?: boolean } = {},
+): string[] {
+  const style = (format: Parameters<typeof paint>[0], text: string) =>
+    options.colour === false ? text : paint(format, text);
+  const lines: string[] = [];
+  // Whether an end has a socket at this point: its lifeline is drawn.
+  const alive: Record<End, boolean> = { client: false, server: false };
+  const lifeline = (end: End): Cell =>
+    alive[end] ? { plain: "  |", painted: style("dim", "  |") } : { plain: "", painted: "" };
+  let gutter = GUTTER;
+  const push = (client: Cell, server: Cell) => {
+    const gap = server.plain ? " ".repeat(Math.max(2, COLUMN - client.plain.length)) : "";
+    lines.push((gutter + client.painted + gap + server.painted).trimEnd());
+    gutter = GUTTER;
+  };
+  const stateCell = (drawn: DrawnState | undefined, end: End, prefix = ""): Cell => {
+    if (!drawn) return lifeline(end);
+    const mark = `(${drawn.seen})`;
+    return {
+      plain: `${prefix}${drawn.state} ${mark}`,
+      painted: `${prefix}${style(STATE_COLOURS[drawn.state], drawn.state)} ` +
+        style(SEEN_COLOURS[drawn.seen], mark),
+    };
+  };
+
+  let scene: string | undefined;
+  steps.forEach((step, index) => {
+    if (options.scenes && !options.scenes.includes(step.scene)) return;
+    if (step.scene !== scene) {
+      scene = step.scene;
+      alive.client = alive.server = false;
+      lines.push("", `-- ${scene}`, "");
+      lines.push(GUTTER + style("bold", "client".padEnd(COLUMN)) + style("bold", "server"));
+    }
+    gutter = `${String(index + 1).padStart(2)}  `;
+    for (const row of step.timeline) {
+      if (row.kind === "segment") {
+        alive.client = alive.server = true;
+        const { body, left, right } = arrow(row);
+        const line = row.from === "client"
+          ? `${"-".repeat(left)}${style("bold", body)}${"-".repeat(right)}>`
+          : `<${"-".repeat(left)}${style("bold", body)}${"-".repeat(right)}`;
+        push({ plain: "", painted: `${style("dim", "  |")}  ${line}   ${style("dim", "|")}` }, {
+          plain: "",
+          painted: "",
+        });
+      } else if (row.kind === "timer") {
+        for (const [mark, text] of [[":", row.timer], ["v", `then ${row.then}`]]) {
+          const [client, server] = ENDS.map((end): Cell =>
+            row.ends.includes(end)
+              ? { plain: `  ${mark}  ${text}`, painted: `${style("dim", `  ${mark}`)}  ${text}` }
+              : lifeline(end)
+          );
+          push(client, server);
+        }
+        for (const end of row.ends) alive[end] = false;
+      } else {
+        const prefix = row.kind === "instead" ? "instead: " : "";
+        push(stateCell(row.client, "client", prefix), stateCell(row.server, "server", prefix));
+        for (const end of ENDS) {
+          const drawn = row[end];
+          if (drawn) alive[end] = drawn.state !== "CLOSED";
+        }
+      }
+    }
+  });
+  return lines;
+}
+
 async function demo(host: string, port: number, json: boolean): Promise<void> {
   let previous: DemoStep | undefined;
   if (!json) {
@@ -915,9 +1194,19 @@ async function demo(host: string, port: number, json: boolean): Promise<void> {
   const { listening, steps } = demoRun;
   const { observed, notObserved } = summarize(steps);
   if (json) {
-    console.log(JSON.stringify({ listening, steps, observed, notObserved }, null, 2));
+    const timelineScenes = TIMELINE_SCENES; // the scenes the text output draws
+    console.log(
+      JSON.stringify({ listening, steps, observed, notObserved, timelineScenes }, null, 2),
+    );
     return;
   }
+  console.log("\n== The same exchange as a timeline; the number on the left is the step above");
+  console.log(
+    "(observed): /proc showed it during that step. (too fast to observe): /proc did not,",
+  );
+  console.log("but showed a later state the kernel cannot reach without it. (no socket): CLOSED,");
+  console.log("the kernel has no such socket.");
+  for (const line of drawTimeline(steps, { scenes: TIMELINE_SCENES })) console.log(line);
   console.log(`\nSeen in /proc: ${observed.join(", ")}`);
   if (notObserved.length) console.log(`Not observed: ${notObserved.join(", ")} (explained above)`);
   console.log("The TIME_WAIT entries expire after 60 s; watch them go with:");

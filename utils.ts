@@ -213,13 +213,18 @@ export function closeQuietly(resource: { close(): void } | undefined): void {
   }
 }
 
-/** Writes all of `bytes`: Deno's conn.write() may write only part. */
+/**
+ * Writes all of `bytes`: Deno's conn.write() may write only part. Returns
+ * how many write() calls that took (what --explain reports).
+ */
 export async function writeAll(
   writer: { write(bytes: Uint8Array): Promise<number> },
   bytes: Uint8Array,
-): Promise<void> {
+): Promise<number> {
   let offset = 0;
-  while (offset < bytes.length) offset += await writer.write(bytes.subarray(offset));
+  let calls = 0;
+  for (; offset < bytes.length; calls++) offset += await writer.write(bytes.subarray(offset));
+  return calls;
 }
 
 // --------------------------------------------------------------- framing ---
@@ -232,6 +237,8 @@ export interface Message {
   byteLength: number;
   /** What ended it: a newline, the peer's EOF, or the --size limit. */
   end: MessageEnd;
+  /** Bytes each conn.read() returned: the note's one recv() got only the first. */
+  reads: number[];
 }
 
 // Not fatal: invalid bytes become U+FFFD. ignoreBOM: a U+FEFF a peer sends
@@ -251,6 +258,7 @@ export async function readMessage(conn: Deno.Conn, maxBytes: number): Promise<Me
   const buffer = new Uint8Array(maxBytes);
   let filled = 0;
   let end: MessageEnd = "size";
+  const reads: number[] = [];
   while (filled < maxBytes) {
     let n: number | null;
     try {
@@ -263,6 +271,7 @@ export async function readMessage(conn: Deno.Conn, maxBytes: number): Promise<Me
       end = "eof";
       break;
     }
+    reads.push(n);
     const newline = buffer.subarray(filled, filled + n).indexOf(NEWLINE);
     filled += n;
     if (newline !== -1) {
@@ -274,7 +283,50 @@ export async function readMessage(conn: Deno.Conn, maxBytes: number): Promise<Me
   if (filled === 0 && end === "eof") return null;
   let body = buffer.subarray(0, end === "size" ? utf8Boundary(buffer) : filled);
   if (end === "newline" && body.at(-1) === 0x0d) body = body.subarray(0, -1);
-  return { text: utf8.decode(body), byteLength: body.length, end };
+  return { text: utf8.decode(body), byteLength: body.length, end, reads };
+}
+
+export type Exchange = "replied" | "silent" | "gone";
+
+/** `received: TEXT`, sanitised, with a note on stderr when --size stopped it. */
+export function printReceived(message: Message, size: number): void {
+  console.log(`received: ${sanitizeText(message.text)}`);
+  if (message.end === "size") {
+    const note = `(stopped at --size ${size} bytes; the rest was not read)`;
+    console.error(paint("yellow", note, "stderr"));
+  }
+}
+
+/**
+ * The note's recv() -> print -> send() for one client, shared by server.ts and
+ * reuse_server.ts: reads one message, prints `received: TEXT` (sanitised),
+ * sends the reply in full. "silent": the client closed without sending;
+ * "gone": it vanished before the reply was out. Both are reported, not thrown.
+ */
+export async function receiveAndReply(
+  conn: Deno.TcpConn,
+  size: number,
+  reply: Uint8Array,
+  explain: Explain,
+): Promise<Exchange> {
+  const peer = formatAddress(conn.remoteAddr);
+  const message = await readMessage(conn, size);
+  explain(`recv(${size})`, "conn.read(buf)", describeReceived(message, size, "the client"));
+  if (!message) {
+    console.log(`${peer} closed the connection without sending anything`);
+    return "silent";
+  }
+  printReceived(message, size);
+  let writes: number;
+  try {
+    writes = await writeAll(conn, reply);
+  } catch {
+    explain("send()", "conn.write()", `failed: ${peer} went away`);
+    console.error(`${peer} went away before the reply could be sent`);
+    return "gone";
+  }
+  explain("send()", "conn.write()", describeSent(reply.length, writes));
+  return "replied";
 }
 
 /**
@@ -381,6 +433,50 @@ function escapeChar(char: string): string {
   if (char === "\n") return "\\n";
   if (code < 0x80) return `\\x${code.toString(16).padStart(2, "0")}`;
   return `\\u${code.toString(16).padStart(4, "0")}`;
+}
+
+// --------------------------------------------------------------- explain ---
+
+/** Prints one --explain line: the note's Python call, its Deno twin, what happened. */
+export type Explain = (python: string, deno: string, result: string) => void;
+
+/**
+ * The --explain printer: when `on`, each call prints one dim line on stderr,
+ * `PYTHON_CALL  ->  DENO_CALL   RESULT`, so stdout stays exactly what it is
+ * without --explain. When off, it prints nothing.
+ */
+export function explainer(on: boolean): Explain {
+  if (!on) return () => {};
+  return (python, deno, result) =>
+    console.error(paint("dim", `${python}  ->  ${deno}   ${result}`, "stderr"));
+}
+
+/**
+ * The recv line's result: the bytes of the message (without its newline), how
+ * it ended, and how many reads it took, with what one recv() would have got.
+ */
+export function describeReceived(message: Message | null, size: number, peer: string): string {
+  if (!message) return `0 bytes: ${peer} closed without sending (Python's recv() returns b"")`;
+  const { reads } = message;
+  const ended = message.end === "newline"
+    ? "ended by a newline"
+    : message.end === "eof"
+    ? `ended by ${peer}'s EOF (its FIN)`
+    : `stopped at --size ${size} (at a character boundary)`;
+  if (reads.length <= 1) return `${bytes(message.byteLength)}, ${ended}, 1 read`;
+  return `${bytes(message.byteLength)} in ${reads.length} reads, ${ended}; ` +
+    `one recv(${size}) would have returned only the first ${bytes(reads[0])}`;
+}
+
+/** The send line's result: bytes written, and the writes it took when more than one. */
+export function describeSent(length: number, writes: number): string {
+  return writes <= 1
+    ? bytes(length)
+    : `${bytes(length)} in ${writes} writes (one send() may send only part; sendall() loops)`;
+}
+
+function bytes(n: number): string {
+  return n === 1 ? "1 byte" : `${n} bytes`;
 }
 
 // --------------------------------------------------------------- colours ---

@@ -361,3 +361,40 @@ export function resetAfterSending(port: number, payload: string) {
   ].join("\n");
   return run("python3", ["-c", program, String(port), payload]);
 }
+
+/** The environment of a user with a colour terminal (no NO_COLOR, no CI). */
+export function colourEnv(): Record<string, string> {
+  const env: Record<string, string> = { ...Deno.env.toObject(), TERM: "xterm-256color" };
+  for (const name of ["NO_COLOR", "FORCE_COLOR", "CI"]) delete env[name];
+  return env;
+}
+
+// python3 runs a command on a pseudo-terminal (its stdout and stderr) and
+// prints everything the command wrote there.
+const IN_TERMINAL = [
+  "import os, pty, sys",
+  "pid, fd = pty.fork()",
+  "if pid == 0: os.execvp(sys.argv[1], sys.argv[1:])",
+  "out = b''",
+  "while True:",
+  "    try: data = os.read(fd, 65536)",
+  "    except OSError: break",
+  "    if not data: break",
+  "    out += data",
+  "sys.stdout.buffer.write(out)",
+  "sys.exit(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))",
+].join("\n");
+
+/** Runs `command args` on a terminal with colourEnv(); what it printed there, and its exit code. */
+export async function runInTerminal(
+  command: string,
+  args: string[],
+): Promise<{ code: number; output: string }> {
+  const result = await new Deno.Command("python3", {
+    args: ["-c", IN_TERMINAL, command, ...args],
+    clearEnv: true,
+    env: colourEnv(),
+    stdin: "null",
+  }).output();
+  return { code: result.code, output: text(result.stdout) };
+}

@@ -2,6 +2,7 @@
 //
 //   deno run -A chat_server.ts [--host H] [--port P] [--max-clients N]
 //                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
+//                              [--redis URL [--room NAME]]
 //   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
 //
 // The note's server takes one client at a time and alternates strictly:
@@ -15,7 +16,8 @@
 // queue, and one room object owns the client set. Broadcasting only appends
 // to queues, so one slow reader never stalls the room; it is dropped when
 // its queue passes --max-queue. The operator's console (the note's input())
-// speaks to everyone as <server>.
+// speaks to everyone as <server>. With --redis, several instances are one
+// room (chat_cluster.ts, loaded only then).
 //
 // Wire protocol, UTF-8 lines ending in \n (\r\n accepted), from the server:
 //   <nick> text             a chat line        <nick> (private) text   a /msg to you
@@ -23,6 +25,7 @@
 
 import { createInterface } from "node:readline";
 import process from "node:process";
+import type { Cluster, LocalRoom } from "./chat_cluster.ts";
 import {
   acceptClient,
   announceListening,
@@ -39,12 +42,14 @@ import {
   parsePort,
   runMain,
   sanitizeText,
+  UsageError,
   writeAll,
 } from "./utils.ts";
 
 export const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
                                   [--max-queue BYTES] [--idle-timeout SECS]
+                                  [--redis URL [--room NAME]]
 
 A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
 Clients: chat_client.ts, nc, telnet. Lines typed here go to everyone as <server>.
@@ -57,14 +62,18 @@ options:
   --max-queue BYTES     unsent output a client may leave unread before it is dropped
                         as too slow (default 1048576)
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
+  --redis URL           be one room with every instance using this Redis
+                        (redis://HOST:PORT); see "Scaling out" in the README
+  --room NAME           which room on that Redis (default lobby)
   -h, --help            show this help
 
-client commands: /nick NAME, /who, /msg NAME text, /me action, /ping, /help, /quit
-console commands: /who, /kick NAME, /quit; any other line is sent as <server>
+client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /ping, /help, /quit
+console commands: /who [-v], /kick NAME, /quit; any other line is sent as <server>
 
 The first line printed is "listening on HOST:PORT" with the real port.
 Ctrl+C, SIGTERM or /quit tell every client "* server shutting down" and exit 0.
-Exit status: 0 after a shutdown, 1 runtime error (e.g. port in use), 2 bad usage.`;
+Exit status: 0 after a shutdown, 1 runtime error (e.g. port in use, Redis unreachable),
+2 bad usage.`;
 
 export interface RoomOptions {
   maxClients: number;
@@ -108,6 +117,10 @@ export interface Room {
   flushScheduled: boolean;
   /** performance.now() before which the next flush should not start. */
   nextFlushAt: number;
+  /** This instance's listening address, as /who -v shows it. */
+  label: string;
+  /** The other instances sharing the room (--redis), if any. */
+  cluster?: Cluster;
 }
 
 const encoder = new TextEncoder();
@@ -129,6 +142,7 @@ export function createRoom(options: RoomOptions): Room {
     dirty: [],
     flushScheduled: false,
     nextFlushAt: 0,
+    label: "",
   };
 }
 
@@ -159,7 +173,7 @@ function turnAway(conn: Deno.TcpConn): void {
 }
 
 async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
-  const client = join(room, conn);
+  const client = await join(room, conn);
   const splitLines = createLineSplitter(room.options.maxLine);
   const buffer = new Uint8Array(READ_BUFFER_BYTES);
   try {
@@ -172,7 +186,10 @@ async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
         if (line === LINE_TOO_LONG) {
           sendTo(client, `! line too long (most ${room.options.maxLine} bytes); it was discarded`);
         } else {
-          handleLine(room, client, line);
+          // Commands that ask the other instances (/nick) finish before
+          // the client's next line is handled: its lines stay in order.
+          const pending = handleLine(room, client, line);
+          if (pending) await pending;
         }
       }
     }
@@ -182,16 +199,17 @@ async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
   leave(room, client, "");
 }
 
-function join(room: Room, conn: Deno.TcpConn): Client {
+async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
   // Interactive lines should leave at once, not wait for Nagle's algorithm;
   // keep-alive eventually notices a peer that vanished without a FIN.
   conn.setNoDelay(true);
   conn.setKeepAlive(true);
+  const nick = room.cluster ? await claimGuestNick(room) : guestNick(room);
   const client: Client = {
     room,
     conn,
     peer: formatAddress(conn.remoteAddr),
-    nick: guestNick(room),
+    nick,
     queue: [],
     queued: 0,
     writing: false,
@@ -203,18 +221,34 @@ function join(room: Room, conn: Deno.TcpConn): Client {
   room.clients.add(client);
   room.nicks.set(client.nick.toLowerCase(), client);
   sendTo(client, `* welcome, you are ${client.nick}`);
-  sendTo(client, whoLine(room));
+  sendTo(client, whoLine(room, false, WELCOME_WHO_LIMIT));
   sendTo(client, "* type /help for commands");
-  broadcast(room, `* ${client.nick} joined`, client);
-  room.options.log(`* ${client.nick} joined from ${client.peer}`);
+  const notice = `* ${client.nick} joined`;
+  broadcast(room, notice, client);
+  room.cluster?.publish({ type: "join", nick: client.nick, line: notice });
+  room.options.log(`${notice} from ${client.peer}`);
   return client;
 }
 
 function guestNick(room: Room): string {
   while (true) {
     const nick = `guest${room.nextGuest++}`;
-    if (!room.nicks.has(nick)) return nick;
+    if (!nickProblem(room, nick)) return nick;
   }
+}
+
+/** A guest name free in the whole room (numbered room-wide while linked). */
+async function claimGuestNick(room: Room): Promise<string> {
+  while (true) {
+    const number = await room.cluster?.nextGuestNumber();
+    const nick = number === undefined ? guestNick(room) : `guest${number}`;
+    if (!nickProblem(room, nick) && await claimNick(room, nick)) return nick;
+  }
+}
+
+/** Claims `nick` in the other instances too; true when it is ours. */
+async function claimNick(room: Room, nick: string): Promise<boolean> {
+  return room.cluster ? await room.cluster.claim(nick) : true;
 }
 
 /**
@@ -228,7 +262,11 @@ function leave(room: Room, client: Client, reason: string): void {
   room.clients.delete(client);
   room.nicks.delete(client.nick.toLowerCase());
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
-  if (!room.closing) broadcast(room, notice);
+  if (!room.closing) {
+    broadcast(room, notice);
+    room.cluster?.release(client.nick);
+    room.cluster?.publish({ type: "leave", nick: client.nick, line: notice });
+  }
   room.options.log(notice);
   if (!client.writing && client.queue.length === 0) return closeClient(client);
   // A peer that left but does not read its last lines is not waited for long.
@@ -237,26 +275,22 @@ function leave(room: Room, client: Client, reason: string): void {
 
 // ---------------------------------------------------------------- lines ---
 
-function handleLine(room: Room, client: Client, raw: string): void {
+/** Handles one line; returns a promise only when it had to ask the cluster. */
+function handleLine(room: Room, client: Client, raw: string): Promise<void> | void {
   const line = sanitizeText(raw);
   if (line.trim() === "") return;
-  if (!line.startsWith("/")) {
-    broadcast(room, `<${client.nick}> ${line}`, client);
-    room.options.log(`<${client.nick}> ${line}`);
-    return;
-  }
+  if (!line.startsWith("/")) return say(room, `<${client.nick}> ${line}`, client);
   const [command, rest] = splitWord(line);
   switch (command) {
     case "/nick":
       return rename(room, client, rest);
     case "/who":
-      return sendTo(client, whoLine(room));
+      return sendTo(client, whoLine(room, rest === "-v"));
     case "/msg":
       return privateMessage(room, client, rest);
     case "/me":
       if (!rest) return sendTo(client, "! usage: /me action");
-      broadcast(room, `* ${client.nick} ${rest}`, client);
-      return room.options.log(`* ${client.nick} ${rest}`);
+      return say(room, `* ${client.nick} ${rest}`, client);
     case "/help":
       return HELP_LINES.forEach((help) => sendTo(client, help));
     case "/ping": // a client's liveness check: a black-holed server never answers
@@ -272,7 +306,7 @@ function handleLine(room: Room, client: Client, raw: string): void {
 const HELP_LINES = [
   "* commands:",
   "*   /nick NAME       change your name (1-24 letters, digits, _ or -)",
-  "*   /who             list who is online",
+  "*   /who [-v]        list who is online (-v: and on which server)",
   "*   /msg NAME text   send text to NAME only",
   "*   /me action       tell the room what you are doing",
   "*   /ping            check the server is there (answers * pong)",
@@ -294,40 +328,90 @@ export function nickProblem(room: Room, nick: string, self?: Client): string | u
   if (RESERVED_NICKS.has(key)) return `nick '${nick}' is reserved`;
   const holder = room.nicks.get(key);
   if (holder && holder !== self) return `nick '${nick}' is taken`;
+  if (room.cluster?.findRemote(nick)) return `nick '${nick}' is taken`;
   return undefined;
 }
 
-function rename(room: Room, client: Client, nick: string): void {
+async function rename(room: Room, client: Client, nick: string): Promise<void> {
   if (!nick) return sendTo(client, "! usage: /nick NAME");
   const problem = nickProblem(room, nick, client);
   if (problem) return sendTo(client, `! ${problem}`);
   if (nick === client.nick) return sendTo(client, `* you are already ${nick}`);
+  const sameName = nick.toLowerCase() === client.nick.toLowerCase(); // a change of case
+  // Redis settles a race between instances; the second check, one between
+  // two clients here while the link was down (when a claim cannot fail).
+  if (!sameName && !await claimNick(room, nick)) return sendTo(client, `! nick '${nick}' is taken`);
+  if (client.gone || nickProblem(room, nick, client)) {
+    if (!sameName) room.cluster?.release(nick);
+    if (!client.gone) sendTo(client, `! nick '${nick}' is taken`);
+    return;
+  }
+  changeNick(room, client, nick);
+  sendTo(client, `* you are now ${nick}`);
+}
+
+function changeNick(room: Room, client: Client, nick: string): void {
   const old = client.nick;
   room.nicks.delete(old.toLowerCase());
   room.nicks.set(nick.toLowerCase(), client);
   client.nick = nick;
-  sendTo(client, `* you are now ${nick}`);
-  broadcast(room, `* ${old} is now ${nick}`, client);
-  room.options.log(`* ${old} is now ${nick}`);
+  if (old.toLowerCase() !== nick.toLowerCase()) room.cluster?.release(old);
+  const notice = `* ${old} is now ${nick}`;
+  broadcast(room, notice, client);
+  room.cluster?.publish({ type: "rename", old, nick, line: notice });
+  room.options.log(notice);
 }
 
 function privateMessage(room: Room, client: Client, rest: string): void {
   const [nick, text] = splitWord(rest);
   if (!nick || !text) return sendTo(client, "! usage: /msg NAME text");
+  const line = `<${client.nick}> (private) ${text}`;
   const target = room.nicks.get(nick.toLowerCase());
-  if (!target) return sendTo(client, `! no one called '${nick}' is online`);
-  sendTo(target, `<${client.nick}> (private) ${text}`);
-  sendTo(client, `* (private to ${target.nick}) ${text}`);
+  const remote = target ? undefined : room.cluster?.findRemote(nick);
+  if (target) sendTo(target, line);
+  else if (remote) room.cluster?.publish({ type: "private", to: remote.nick, line });
+  else return sendTo(client, `! no one called '${nick}' is online`);
+  const name = target?.nick ?? remote?.nick;
+  sendTo(client, `* (private to ${name}) ${text}`);
   // The operator sees that it happened, not what was said.
-  room.options.log(`* ${client.nick} sent a private message to ${target.nick}`);
+  room.options.log(`* ${client.nick} sent a private message to ${name}`);
 }
 
-function whoLine(room: Room): string {
-  const nicks = [...room.clients].map((c) => c.nick).sort();
-  return `* online (${nicks.length}): ${nicks.join(", ")}`;
+/** A newcomer's welcome names this many; /who names everyone. */
+const WELCOME_WHO_LIMIT = 30;
+
+/**
+ * "* online (N): a, b, c", everyone in the room on every instance; with
+ * `verbose` each nick is followed by its instance's address.
+ */
+function whoLine(room: Room, verbose = false, limit = Infinity): string {
+  // A welcome names the first few to arrive, so a join costs O(1), not a
+  // sort and a line as long as the room (10,000 joins would cost O(N^2)).
+  const remote = room.cluster?.remoteUsers() ?? [];
+  const total = room.clients.size + remote.length;
+  const people: { nick: string; label: string }[] = [];
+  for (const client of room.clients) {
+    if (people.length >= limit) break;
+    people.push({ nick: client.nick, label: room.label });
+  }
+  for (const user of remote) {
+    if (people.length >= limit) break;
+    people.push(user);
+  }
+  people.sort((a, b) => a.nick < b.nick ? -1 : a.nick > b.nick ? 1 : 0);
+  const names = people.map((p) => verbose ? `${p.nick} [${p.label}]` : p.nick);
+  const more = total > names.length ? ` and ${total - names.length} more (/who lists all)` : "";
+  return `* online (${total}): ${names.join(", ")}${more}`;
 }
 
 // --------------------------------------------------------------- output ---
+
+/** Tells the local room and every other instance; logs it on the console. */
+function say(room: Room, line: string, except?: Client): void {
+  broadcast(room, line, except);
+  room.cluster?.publish({ type: "say", line });
+  room.options.log(line);
+}
 
 /** Queues one line for one client. */
 function sendTo(client: Client, line: string): void {
@@ -458,6 +542,8 @@ export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<
   closeQuietly(listener);
   broadcast(room, "* server shutting down");
   room.options.log("* server shutting down");
+  // Before the local leaves: the others show this instance's users as left.
+  await room.cluster?.close("server shutting down");
   const clients = [...room.clients];
   for (const client of clients) leave(room, client, "");
   const deadline = Date.now() + FAREWELL_FLUSH_MS;
@@ -548,22 +634,28 @@ function operatorCommand(room: Room, raw: string, stop: () => void): void {
   const log = room.options.log;
   switch (command) {
     case "/who":
-      return log(whoLine(room));
+      return log(whoLine(room, rest === "-v"));
     case "/quit":
       return stop();
-    case "/kick": {
-      const target = room.nicks.get(rest.toLowerCase());
-      if (!target) return log(`! no one called '${rest}' is online`);
-      sendTo(target, "* you were kicked by the operator");
-      return leave(room, target, "kicked");
-    }
+    case "/kick":
+      if (kick(room, rest)) return;
+      if (room.cluster?.findRemote(rest)) return room.cluster.publish({ type: "kick", nick: rest });
+      return log(`! no one called '${rest}' is online`);
     case "/help":
-      return log("* console: /who, /kick NAME, /quit; any other line goes to everyone");
+      return log("* console: /who [-v], /kick NAME, /quit; any other line goes to everyone");
     default:
       if (line.startsWith("/")) return log(`! unknown console command ${command}; try /help`);
-      broadcast(room, `<server> ${sanitizeText(line)}`);
-      log(`<server> ${sanitizeText(line)}`);
+      say(room, `<server> ${sanitizeText(line)}`);
   }
+}
+
+/** Kicks a local client; false if no local client has that nick. */
+function kick(room: Room, nick: string): boolean {
+  const target = room.nicks.get(nick.toLowerCase());
+  if (!target) return false;
+  sendTo(target, "* you were kicked by the operator");
+  leave(room, target, "kicked");
+  return true;
 }
 
 function colourLine(line: string): string {
@@ -580,6 +672,65 @@ function timestamp(): string {
   return new Date().toTimeString().slice(0, 8);
 }
 
+// -------------------------------------------------------------- cluster ---
+
+/** How the other instances (chat_cluster.ts) reach this one's clients. */
+function localRoom(room: Room): LocalRoom {
+  const tellAll = (line: string) => {
+    broadcast(room, line);
+    room.options.log(line);
+  };
+  return {
+    // Sanitised again: whatever else publishes on that channel is a peer too.
+    deliver: (line) => tellAll(sanitizeText(line)),
+    deliverPrivate(nick, line) {
+      const target = room.nicks.get(nick.toLowerCase());
+      if (target) sendTo(target, sanitizeText(line));
+    },
+    kick: (nick) => void kick(room, nick),
+    notice: tellAll,
+    localNicks: () => [...room.clients].map((client) => client.nick),
+    nickLost: (nick) => void renameAway(room, nick),
+  };
+}
+
+/**
+ * A nick claimed here while the link was down turned out to be taken on
+ * another instance: the one here becomes a guest again, and is told why.
+ */
+async function renameAway(room: Room, nick: string): Promise<void> {
+  const client = room.nicks.get(nick.toLowerCase());
+  if (!client || client.gone) return;
+  const guest = await claimGuestNick(room);
+  if (client.gone || client.nick !== nick) return room.cluster?.release(guest);
+  changeNick(room, client, guest);
+  sendTo(client, `! '${nick}' was claimed on another server while the link was down`);
+  sendTo(client, `* you are now ${guest}`);
+}
+
+const ROOM_NAME_PATTERN = /^[\w.-]{1,64}$/;
+
+/** Checks --redis and --room; the Redis client itself judges the rest. */
+function parseClusterFlags(
+  redis?: string,
+  room?: string,
+): { url: string; room: string } | undefined {
+  if (redis === undefined) {
+    if (room !== undefined) {
+      throw new UsageError("--room needs --redis URL: rooms are shared through Redis");
+    }
+    return undefined;
+  }
+  if (!/^rediss?:\/\/[^/]/.test(redis)) {
+    throw new UsageError(`--redis ${redis}: expected a URL like redis://127.0.0.1:6379`);
+  }
+  const name = room ?? "lobby";
+  if (!ROOM_NAME_PATTERN.test(name)) {
+    throw new UsageError(`--room ${name}: use 1-64 letters, digits, _ . or -`);
+  }
+  return { url: redis, room: name };
+}
+
 // ----------------------------------------------------------------- main ---
 
 export async function main(args: string[]): Promise<number> {
@@ -588,9 +739,12 @@ export async function main(args: string[]): Promise<number> {
     "max-line": { type: "string", default: "4096" },
     "max-queue": { type: "string", default: String(1024 * 1024) },
     "idle-timeout": { type: "string", default: "0" },
+    redis: { type: "string" },
+    room: { type: "string" },
   }, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
+  const clusterFlags = parseClusterFlags(flags.redis, flags.room);
   const options = {
     maxClients: parseIntFlag(flags["max-clients"], "--max-clients", 1),
     maxLine: parseIntFlag(flags["max-line"], "--max-line", 1),
@@ -602,6 +756,17 @@ export async function main(args: string[]): Promise<number> {
 
   let stopping: Promise<void> | undefined;
   const room = createRoom({ ...options, log: () => {} });
+  room.label = formatAddress(listener.addr);
+  if (clusterFlags) {
+    // Loaded only now: without --redis the chat needs nothing but Deno.
+    const { joinCluster } = await import("./chat_cluster.ts");
+    room.cluster = await joinCluster(
+      clusterFlags.url,
+      clusterFlags.room,
+      room.label,
+      localRoom(room),
+    );
+  }
   const stop = () => {
     stopping ??= shutdown(room, listener);
   };

@@ -1,0 +1,377 @@
+// chat_cluster.ts: several chat_server.ts instances acting as one room, over
+// Redis pub/sub. Only `chat_server.ts --redis URL` loads this file (with a
+// dynamic import), so without the flag the chat needs nothing but Deno.
+//
+//   redis-server --port 6379 --save '' --appendonly no
+//   deno run -A chat_server.ts --port 8080 --redis redis://127.0.0.1:6379
+//   deno run -A chat_server.ts --port 8081 --redis redis://127.0.0.1:6379
+//
+// Each instance publishes what happens among its own clients (chat lines,
+// joins, leaves, renames, private messages, kicks) on the room's channel and
+// delivers what the others publish to its clients. Redis delivers the
+// messages of one connection in the order they were published, and each
+// instance publishes on one connection, so every receiver sees each sender's
+// lines in order. Nicks are claimed with SET NX PX and renewed by a
+// heartbeat: a name is unique in the whole room, and the names of an
+// instance killed without a goodbye free themselves when the expiry passes.
+
+import type { RedisClientType } from "npm:redis@5";
+import { Failure } from "./utils.ts";
+
+/** A heartbeat this often keeps an instance and its nicks alive... */
+const HEARTBEAT_MS = 1000;
+/** ...and an instance silent this long is gone: its users left, its nicks expire. */
+export const SILENCE_LIMIT_MS = 4000;
+const RECONNECT_MAX_MS = 2000;
+const CONNECT_TIMEOUT_MS = 3000;
+
+/** What happened among one instance's clients, as told to the others. */
+export type ClusterEvent =
+  | { type: "say"; line: string }
+  | { type: "join"; nick: string; line: string }
+  | { type: "leave"; nick: string; line: string }
+  | { type: "rename"; old: string; nick: string; line: string }
+  | { type: "private"; to: string; line: string }
+  | { type: "kick"; nick: string };
+
+/** Housekeeping between instances. */
+type LinkEvent =
+  | { type: "beat" }
+  | { type: "hello" }
+  | { type: "roster"; nicks: string[] }
+  | { type: "bye"; reason: string };
+
+/** On the wire: the sender instance, its sequence number, the event. */
+type Envelope = (ClusterEvent | LinkEvent) & { from: string; label: string; seq: number };
+
+/** What the cluster needs from the local room. */
+export interface LocalRoom {
+  /** A line from another instance, for every local client. */
+  deliver(line: string): void;
+  /** A private line for the local client called `nick`, if there is one. */
+  deliverPrivate(nick: string, line: string): void;
+  /** Another instance's operator kicked `nick`, if it is a local client. */
+  kick(nick: string): void;
+  /** A notice about the link itself, for every local client. */
+  notice(line: string): void;
+  /** The nicks of the local clients, now. */
+  localNicks(): string[];
+  /** A local nick turned out to be held elsewhere (claimed while the link was down). */
+  nickLost(nick: string): void;
+}
+
+export interface RemoteUser {
+  nick: string;
+  /** The listening address of the user's instance. */
+  label: string;
+}
+
+export interface Cluster {
+  /** Users on other instances, as far as this one knows. */
+  remoteUsers(): RemoteUser[];
+  findRemote(nick: string): RemoteUser | undefined;
+  /** Claims `nick` in the whole room; false if another instance holds it. */
+  claim(nick: string): Promise<boolean>;
+  release(nick: string): void;
+  /** A room-wide guest number, or undefined while the link is down. */
+  nextGuestNumber(): Promise<number | undefined>;
+  publish(event: ClusterEvent): void;
+  /** Says goodbye (the others show this instance's users as left), then disconnects. */
+  close(reason: string): Promise<void>;
+}
+
+interface Instance {
+  label: string;
+  /** Highest sequence number seen: anything at or below it is a duplicate. */
+  seq: number;
+  lastHeard: number;
+  /** lower-cased nick -> nick */
+  nicks: Map<string, string>;
+}
+
+// Renews every nick this instance holds and re-claims those whose key
+// expired (e.g. while Redis was away); returns the 1-based indexes of the
+// ones another instance holds now.
+const RENEW_SCRIPT = `
+local lost = {}
+for i, key in ipairs(KEYS) do
+  local holder = redis.call('GET', key)
+  if holder == false then
+    redis.call('SET', key, ARGV[1], 'PX', ARGV[2])
+  elseif holder == ARGV[1] then
+    redis.call('PEXPIRE', key, ARGV[2])
+  else
+    table.insert(lost, i)
+  end
+end
+return lost`;
+
+// Deletes nicks only if this instance still holds them.
+const RELEASE_SCRIPT = `
+local n = 0
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then n = n + redis.call('DEL', key) end
+end
+return n`;
+
+/** The URL with any password masked, for messages. */
+export function displayUrl(url: string): string {
+  try {
+    const parsed = new URL(url);
+    if (parsed.password) parsed.password = "***";
+    return parsed.href.replace(/\/$/, "");
+  } catch {
+    return url;
+  }
+}
+
+/**
+ * Connects to Redis (both the publishing and the subscribing connection)
+ * and joins the room; throws Failure when Redis cannot be reached.
+ */
+export async function joinCluster(
+  url: string,
+  roomName: string,
+  label: string,
+  room: LocalRoom,
+): Promise<Cluster> {
+  const { createClient } = await import("npm:redis@5");
+  const self = crypto.randomUUID().slice(0, 8);
+  const channel = `chat:${roomName}:events`;
+  const nickKey = (nick: string) => `chat:${roomName}:nick:${nick.toLowerCase()}`;
+  const instances = new Map<string, Instance>();
+  let started = false;
+  let up = false;
+  let closing = false;
+  let seq = 0;
+
+  const options = {
+    url,
+    // Published lines are never queued for later: while the link is down
+    // they reach only this instance, and nothing arrives late or twice.
+    disableOfflineQueue: true,
+    socket: {
+      connectTimeout: CONNECT_TIMEOUT_MS,
+      // The first connect fails fast (exit 1); a lost link retries forever.
+      reconnectStrategy: (retries: number, cause: Error) =>
+        started && !closing ? Math.min(100 * 2 ** retries, RECONNECT_MAX_MS) : cause,
+    },
+  };
+  const publisher = createClient(options) as RedisClientType;
+  const subscriber = publisher.duplicate() as RedisClientType;
+
+  const publishRaw = (event: ClusterEvent | LinkEvent) => {
+    if (!up) return;
+    const envelope: Envelope = { ...event, from: self, label, seq: ++seq };
+    publisher.publish(channel, JSON.stringify(envelope)).catch(() => {});
+  };
+
+  const linkChanged = () => {
+    const ready = publisher.isReady && subscriber.isReady;
+    if (ready === up || !started || closing) return;
+    up = ready;
+    if (!up) {
+      // Nothing is known of the others until the link is back.
+      instances.clear();
+      room.notice("* link to other servers lost");
+      return;
+    }
+    room.notice("* link restored");
+    announce();
+    renew();
+  };
+
+  const announce = () => {
+    publishRaw({ type: "roster", nicks: room.localNicks() });
+    publishRaw({ type: "hello" });
+  };
+
+  let renewing = false;
+  const renew = async () => {
+    const nicks = room.localNicks();
+    if (!up || renewing || nicks.length === 0) return;
+    renewing = true;
+    try {
+      const lost = await publisher.eval(RENEW_SCRIPT, {
+        keys: nicks.map(nickKey),
+        arguments: [self, String(SILENCE_LIMIT_MS)],
+      }) as number[];
+      for (const index of lost) room.nickLost(nicks[index - 1]);
+    } catch {
+      // The link dropped mid-call; the next heartbeat after it returns renews.
+    } finally {
+      renewing = false;
+    }
+  };
+
+  const receive = (message: string) => {
+    let envelope: Envelope;
+    try {
+      envelope = JSON.parse(message);
+    } catch {
+      return; // not ours
+    }
+    if (!envelope || typeof envelope !== "object" || envelope.from === self) return;
+    let instance = instances.get(envelope.from);
+    if (!instance) {
+      instance = { label: String(envelope.label), seq: 0, lastHeard: 0, nicks: new Map() };
+      instances.set(envelope.from, instance);
+      // A newcomer, or one this instance had given up on: learn who is there.
+      if (envelope.type !== "roster" && envelope.type !== "hello") publishRaw({ type: "hello" });
+    }
+    if (!(envelope.seq > instance.seq)) return;
+    instance.seq = envelope.seq;
+    instance.lastHeard = Date.now();
+    handle(envelope.from, instance, envelope);
+  };
+
+  const handle = (from: string, instance: Instance, event: ClusterEvent | LinkEvent) => {
+    switch (event.type) {
+      case "beat":
+        return;
+      case "hello":
+        return publishRaw({ type: "roster", nicks: room.localNicks() });
+      case "roster":
+        instance.nicks = new Map(event.nicks.map((nick) => [nick.toLowerCase(), nick]));
+        return;
+      case "bye":
+        instances.delete(from);
+        for (const nick of instance.nicks.values()) {
+          room.deliver(`* ${nick} left${event.reason ? ` (${event.reason})` : ""}`);
+        }
+        return;
+      case "join":
+        instance.nicks.set(event.nick.toLowerCase(), event.nick);
+        return room.deliver(event.line);
+      case "leave":
+        instance.nicks.delete(event.nick.toLowerCase());
+        return room.deliver(event.line);
+      case "rename":
+        instance.nicks.delete(event.old.toLowerCase());
+        instance.nicks.set(event.nick.toLowerCase(), event.nick);
+        return room.deliver(event.line);
+      case "say":
+        return room.deliver(event.line);
+      case "private":
+        return room.deliverPrivate(event.to, event.line);
+      case "kick":
+        return room.kick(event.nick);
+    }
+  };
+
+  /** Instances silent past the limit were killed or cut off: their users left. */
+  const buryTheSilent = () => {
+    if (!up) return;
+    const now = Date.now();
+    for (const [id, instance] of instances) {
+      if (now - instance.lastHeard < SILENCE_LIMIT_MS) continue;
+      instances.delete(id);
+      for (const nick of instance.nicks.values()) room.deliver(`* ${nick} left (server lost)`);
+    }
+  };
+
+  for (const client of [publisher, subscriber]) {
+    client.on("error", () => linkChanged()); // reconnecting: the strategy decides
+    client.on("end", linkChanged);
+    client.on("ready", linkChanged);
+  }
+  try {
+    await publisher.connect();
+    await subscriber.connect();
+    await subscriber.subscribe(channel, receive);
+  } catch (err) {
+    disconnect(publisher, subscriber);
+    const reason = err instanceof Error ? err.message : String(err);
+    throw new Failure(
+      `cannot reach Redis at ${displayUrl(url)} (${reason || "no answer"}); ` +
+        "start redis-server there or fix --redis",
+    );
+  }
+  started = true;
+  up = true;
+  announce();
+
+  const heartbeat = setInterval(() => {
+    publishRaw({ type: "beat" });
+    renew();
+    buryTheSilent();
+  }, HEARTBEAT_MS);
+
+  const remoteUsers = () => {
+    const users: RemoteUser[] = [];
+    for (const instance of instances.values()) {
+      for (const nick of instance.nicks.values()) users.push({ nick, label: instance.label });
+    }
+    return users;
+  };
+
+  return {
+    remoteUsers,
+    findRemote(nick) {
+      const key = nick.toLowerCase();
+      for (const instance of instances.values()) {
+        const found = instance.nicks.get(key);
+        if (found) return { nick: found, label: instance.label };
+      }
+      return undefined;
+    },
+    async claim(nick) {
+      // While the link is down only local names count; renew() settles
+      // any clash when it returns.
+      if (!up) return true;
+      try {
+        const reply = await publisher.set(nickKey(nick), self, {
+          condition: "NX",
+          expiration: { type: "PX", value: SILENCE_LIMIT_MS },
+        });
+        return reply === "OK";
+      } catch {
+        return true;
+      }
+    },
+    release(nick) {
+      if (!up) return; // the key expires by itself
+      publisher.eval(RELEASE_SCRIPT, { keys: [nickKey(nick)], arguments: [self] })
+        .catch(() => {});
+    },
+    async nextGuestNumber() {
+      if (!up) return undefined;
+      try {
+        return await publisher.incr(`chat:${roomName}:guests`);
+      } catch {
+        return undefined;
+      }
+    },
+    publish: publishRaw,
+    async close(reason) {
+      clearInterval(heartbeat);
+      if (up) {
+        // Published before the nicks are released, on the same connection:
+        // the others see this instance's users leave, then the names free.
+        const keys = room.localNicks().map(nickKey);
+        const envelope: Envelope = { type: "bye", reason, from: self, label, seq: ++seq };
+        const farewell = Promise.all([
+          publisher.publish(channel, JSON.stringify(envelope)),
+          keys.length ? publisher.eval(RELEASE_SCRIPT, { keys, arguments: [self] }) : undefined,
+        ]).catch(() => {});
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        await Promise.race([farewell, new Promise((resolve) => timer = setTimeout(resolve, 1000))]);
+        clearTimeout(timer);
+      }
+      closing = true;
+      up = false;
+      disconnect(publisher, subscriber);
+    },
+  };
+}
+
+/** Drops the connections at once (destroy() throws on one never opened). */
+function disconnect(...clients: RedisClientType[]): void {
+  for (const client of clients) {
+    try {
+      client.destroy();
+    } catch {
+      // already closed
+    }
+  }
+}

@@ -16,12 +16,15 @@
 // instance killed without a goodbye free themselves when the expiry passes.
 
 import type { RedisClientType } from "npm:redis@5";
-import { Failure } from "./utils.ts";
+import { Failure, sanitizeText } from "./utils.ts";
 
 /** A heartbeat this often keeps an instance and its nicks alive... */
 const HEARTBEAT_MS = 1000;
-/** ...and an instance silent this long is gone: its users left, its nicks expire. */
-export const SILENCE_LIMIT_MS = 4000;
+/**
+ * ...and an instance silent this long is gone: its users are shown as left
+ * and its nicks expire. Four beats, so a busy instance is not buried alive.
+ */
+const SILENCE_LIMIT_MS = 4000;
 const RECONNECT_MAX_MS = 2000;
 const CONNECT_TIMEOUT_MS = 3000;
 
@@ -114,6 +117,19 @@ for _, key in ipairs(KEYS) do
 end
 return n`;
 
+/** npm:redis, fetched from npm on first use (then from Deno's cache). */
+async function loadRedisClient(): Promise<typeof import("npm:redis@5")> {
+  try {
+    return await import("npm:redis@5");
+  } catch (err) {
+    const reason = (err instanceof Error ? err.message : String(err)).split("\n")[0];
+    throw new Failure(
+      `cannot load the Redis client npm:redis@5 (${reason}); ` +
+        "the first run with --redis downloads it from npm: check the network",
+    );
+  }
+}
+
 /** The URL with any password masked, for messages. */
 export function displayUrl(url: string): string {
   try {
@@ -135,11 +151,13 @@ export async function joinCluster(
   label: string,
   room: LocalRoom,
 ): Promise<Cluster> {
-  const { createClient } = await import("npm:redis@5");
+  const { createClient } = await loadRedisClient();
   const self = crypto.randomUUID().slice(0, 8);
   const channel = `chat:${roomName}:events`;
   const nickKey = (nick: string) => `chat:${roomName}:nick:${nick.toLowerCase()}`;
   const instances = new Map<string, Instance>();
+  /** Instances given up on: if one comes back, its users are shown joining again. */
+  const buried = new Set<string>();
   let started = false;
   let up = false;
   let closing = false;
@@ -214,7 +232,8 @@ export async function joinCluster(
     if (!envelope || typeof envelope !== "object" || envelope.from === self) return;
     let instance = instances.get(envelope.from);
     if (!instance) {
-      instance = { label: String(envelope.label), seq: 0, lastHeard: 0, nicks: new Map() };
+      const label = sanitizeText(String(envelope.label));
+      instance = { label, seq: 0, lastHeard: 0, nicks: new Map() };
       instances.set(envelope.from, instance);
       // A newcomer, or one this instance had given up on: learn who is there.
       if (envelope.type !== "roster" && envelope.type !== "hello") publishRaw({ type: "hello" });
@@ -222,7 +241,11 @@ export async function joinCluster(
     if (!(envelope.seq > instance.seq)) return;
     instance.seq = envelope.seq;
     instance.lastHeard = Date.now();
-    handle(envelope.from, instance, envelope);
+    try {
+      handle(envelope.from, instance, envelope);
+    } catch {
+      // A malformed event (anyone can publish on a Redis channel): ignored.
+    }
   };
 
   const handle = (from: string, instance: Instance, event: ClusterEvent | LinkEvent) => {
@@ -232,7 +255,10 @@ export async function joinCluster(
       case "hello":
         return publishRaw({ type: "roster", nicks: room.localNicks() });
       case "roster":
-        instance.nicks = new Map(event.nicks.map((nick) => [nick.toLowerCase(), nick]));
+        instance.nicks = new Map(event.nicks.map((nick) => [nick.toLowerCase(), cleanNick(nick)]));
+        if (buried.delete(from)) {
+          for (const nick of instance.nicks.values()) room.deliver(`* ${nick} joined`);
+        }
         return;
       case "bye":
         instances.delete(from);
@@ -241,14 +267,14 @@ export async function joinCluster(
         }
         return;
       case "join":
-        instance.nicks.set(event.nick.toLowerCase(), event.nick);
+        instance.nicks.set(event.nick.toLowerCase(), cleanNick(event.nick));
         return room.deliver(event.line);
       case "leave":
         instance.nicks.delete(event.nick.toLowerCase());
         return room.deliver(event.line);
       case "rename":
         instance.nicks.delete(event.old.toLowerCase());
-        instance.nicks.set(event.nick.toLowerCase(), event.nick);
+        instance.nicks.set(event.nick.toLowerCase(), cleanNick(event.nick));
         return room.deliver(event.line);
       case "say":
         return room.deliver(event.line);
@@ -266,6 +292,7 @@ export async function joinCluster(
     for (const [id, instance] of instances) {
       if (now - instance.lastHeard < SILENCE_LIMIT_MS) continue;
       instances.delete(id);
+      buried.add(id);
       for (const nick of instance.nicks.values()) room.deliver(`* ${nick} left (server lost)`);
     }
   };
@@ -294,8 +321,10 @@ export async function joinCluster(
   const heartbeat = setInterval(() => {
     publishRaw({ type: "beat" });
     renew();
-    buryTheSilent();
   }, HEARTBEAT_MS);
+  // Checked often, so a dead instance is noticed at most a quarter second
+  // after its silence passes the limit.
+  const watch = setInterval(buryTheSilent, HEARTBEAT_MS / 4);
 
   const remoteUsers = () => {
     const users: RemoteUser[] = [];
@@ -345,6 +374,7 @@ export async function joinCluster(
     publish: publishRaw,
     async close(reason) {
       clearInterval(heartbeat);
+      clearInterval(watch);
       if (up) {
         // Published before the nicks are released, on the same connection:
         // the others see this instance's users leave, then the names free.
@@ -363,6 +393,11 @@ export async function joinCluster(
       disconnect(publisher, subscriber);
     },
   };
+}
+
+/** Nicks from other instances are shown on terminals: no control characters. */
+function cleanNick(nick: string): string {
+  return sanitizeText(String(nick));
 }
 
 /** Drops the connections at once (destroy() throws on one never opened). */

@@ -11,6 +11,8 @@
 //   flood-5000   5,000 clients, 10 senders x 200 lines flat out: deliveries/s
 //   idle         idle clients in steps to 10,000: clients held, server RSS per client
 //   slow-reader  1 sender pushes 20 MB to 10 readers, without and with a client that never reads
+//   cluster      600 clients over 1, 2, 3 chat_server.ts --redis instances sharing one
+//                redis-server: paced, then flat out (chat only; skipped without redis-server)
 //
 // Each scenario runs both servers alternately (chat, ncat, ncat, chat, ...),
 // `--runs` times (default 3), and prints the median, min-max, the ratio
@@ -26,10 +28,13 @@ import { fileURLToPath } from "node:url";
 import { LoadGroup, type TrafficResult, type TrafficSpec, withTimeout } from "./load.ts";
 import {
   ensureNcat,
+  probeRedis,
   ROOT,
   type RunningServer,
   SERVER_LABEL,
   type ServerKind,
+  startChat,
+  startRedis,
   startServer,
 } from "./servers.ts";
 import {
@@ -42,6 +47,7 @@ import {
   median,
   minMax,
   nowMs,
+  readLines,
   rssKiB,
 } from "./shared.ts";
 
@@ -49,7 +55,8 @@ const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.t
 
   --quick              1 run each, smaller sizes (about 3 minutes)
   --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
-                       startup, paced-1000, paced-100, flood-5000, idle, slow-reader
+                       startup, paced-1000, paced-100, flood-5000, idle, slow-reader,
+                       cluster (skipped when redis-server is missing)
   --runs N             runs per server per scenario (default 3; --quick: 1)
   --server WHICH       chat, ncat or both (default both)
   --json FILE          also write every raw figure as JSON to FILE
@@ -76,7 +83,15 @@ interface Options {
   denoFlags: string[];
 }
 
-const SCENARIO_NAMES = ["startup", "paced-1000", "paced-100", "flood-5000", "idle", "slow-reader"];
+const SCENARIO_NAMES = [
+  "startup",
+  "paced-1000",
+  "paced-100",
+  "flood-5000",
+  "idle",
+  "slow-reader",
+  "cluster",
+];
 
 function parseOptions(args: string[]): Options | undefined {
   const { values } = parseArgs({
@@ -168,7 +183,15 @@ interface Scenario {
   /** Runs per server (startup uses its own sample count). */
   runs: number;
   run(server: ServerKind, index: number): Promise<RunRecord>;
+  /** Printed under the table. */
   notes?: string[];
+  /**
+   * One column per variant instead of per server (one server only): the rows'
+   * keys start with `prefix.`, rows with the same rest share a line.
+   */
+  columns?: { prefix: string; label: string }[];
+  /** The progress line of one run, when the default one does not fit. */
+  summarize?(record: RunRecord): string;
 }
 
 interface Context {
@@ -815,6 +838,377 @@ function slowScenario(ctx: Context, megabytes: number): Scenario {
   };
 }
 
+// --------------------------------------------------------------- cluster ---
+
+/** One column of the cluster scenario: `instances` chat_server.ts processes as one room. */
+interface ClusterVariant {
+  /** Prefix of the metric keys in the run's record (`k2.p99Ms`). */
+  prefix: string;
+  label: string;
+  instances: number;
+}
+
+const CLUSTER_VARIANTS: ClusterVariant[] = [1, 2, 3].map((k) => ({
+  prefix: `k${k}`,
+  label: `${k} instance${k === 1 ? "" : "s"}`,
+  instances: k,
+}));
+
+/** A raw client of one instance, for asking it `/who` (how many it knows of). */
+class Probe {
+  readonly #conn: Deno.TcpConn;
+  readonly #lines: string[] = [];
+  #wake: (() => void) | undefined;
+  #closed = false;
+
+  private constructor(conn: Deno.TcpConn) {
+    this.#conn = conn;
+    readLines(conn.readable, (line) => {
+      this.#lines.push(line);
+      this.#wake?.();
+    }).then(() => {
+      this.#closed = true;
+      this.#wake?.();
+    });
+  }
+
+  static async open(host: string, port: number): Promise<Probe> {
+    return new Probe(await Deno.connect({ hostname: host, port }));
+  }
+
+  /** The next line matching `pattern` (others are skipped), or null at `deadline` or EOF. */
+  async next(pattern: RegExp, deadline: number): Promise<RegExpExecArray | null> {
+    while (true) {
+      const line = this.#lines.shift();
+      if (line !== undefined) {
+        const match = pattern.exec(line);
+        if (match) return match;
+        continue;
+      }
+      if (this.#closed || nowMs() >= deadline) return null;
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, Math.max(0, deadline - nowMs()));
+        this.#wake = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      });
+      this.#wake = undefined;
+    }
+  }
+
+  /** The room's head count as this instance sees it (`* online (N): ...`), or NaN. */
+  async count(deadline: number): Promise<number> {
+    await this.#conn.write(new TextEncoder().encode("/who\n")).catch(() => {});
+    const match = await this.next(ONLINE, deadline);
+    return match ? Number(match[1]) : NaN;
+  }
+
+  close(): void {
+    try {
+      this.#conn.close();
+    } catch {
+      // Already closed.
+    }
+  }
+}
+
+const ONLINE = /^\* online \((\d+)\)/;
+
+/**
+ * Waits until every instance counts all `clients` plus the probes in its
+ * `/who` (the roster crossed Redis everywhere): one probe client per
+ * instance asks every 200 ms. Returns the seconds it took, or throws with
+ * the counts seen at the deadline.
+ */
+async function waitForRoster(
+  instances: RunningServer[],
+  clients: number,
+  timeoutMs: number,
+): Promise<number> {
+  const started = nowMs();
+  const deadline = started + timeoutMs;
+  const probes: Probe[] = [];
+  try {
+    for (const instance of instances) {
+      const probe = await Probe.open(instance.host, instance.port);
+      probes.push(probe);
+      // Its welcome carries a head count too: skip it, so a reply is a reply.
+      await probe.next(ONLINE, deadline);
+    }
+    const wanted = clients + probes.length;
+    let counts: number[] = [];
+    while (nowMs() < deadline) {
+      counts = await Promise.all(probes.map((p) => p.count(deadline)));
+      if (counts.every((n) => n === wanted)) return (nowMs() - started) / 1000;
+      await delay(200);
+    }
+    throw new Error(
+      `instances still disagree after ${timeoutMs / 1000} s: /who counts ` +
+        `${counts.join(", ")} (want ${wanted}: ${clients} clients + ${probes.length} probes)`,
+    );
+  } finally {
+    for (const probe of probes) probe.close();
+  }
+}
+
+/** Starts `count` chat_server.ts instances in one Redis room; all or none. */
+async function startInstances(
+  ctx: Context,
+  count: number,
+  redisUrl: string,
+  room: string,
+): Promise<RunningServer[]> {
+  const started = await Promise.allSettled(
+    Array.from(
+      { length: count },
+      () => startChat({ ...ctx.chat, args: ["--redis", redisUrl, "--room", room] }),
+    ),
+  );
+  const failed = started.find((s) => s.status === "rejected");
+  const running = started.flatMap((s) => s.status === "fulfilled" ? [s.value] : []);
+  if (failed) {
+    await Promise.all(running.map((s) => s.stop()));
+    throw (failed as PromiseRejectedResult).reason;
+  }
+  return running;
+}
+
+interface ClusterConfig {
+  clients: number;
+  spec: TrafficSpec;
+  /** Redis room name; a fresh one each time: no roster, nick or guest number from before. */
+  room: string;
+}
+
+/**
+ * k instances on `redis`, the clients spread over them round robin (so are
+ * the senders, the first clients), one traffic pattern; then all stopped.
+ */
+async function clusterOnce(
+  ctx: Context,
+  variant: ClusterVariant,
+  redis: RunningServer,
+  config: ClusterConfig,
+): Promise<{ metrics: Record<string, number>; raw: Json }> {
+  const url = `redis://${redis.host}:${redis.port}`;
+  const instances = await startInstances(ctx, variant.instances, url, config.room);
+  const pids = instances.map((s) => s.pid);
+  const cpuOf = () => [...pids.map(cpuSeconds), cpuSeconds(redis.pid)];
+  const m: Record<string, number> = {};
+  let group: LoadGroup | undefined;
+  try {
+    group = await LoadGroup.start(ctx.workers(2));
+    const cpuBeforeConnect = cpuOf();
+    const connected = await group.connect(
+      instances[0].host,
+      instances.map((s) => s.port),
+      config.clients,
+      { readBuffer: 16 * 1024, timeoutMs: 120_000 },
+    );
+    m.connectS = connected.ms / 1000;
+    m.held = connected.ready;
+    if (connected.ready < config.clients) {
+      const death = instances.map(describeDeath).find(Boolean) || describeDeath(redis);
+      throw new Error(
+        `held ${connected.ready} of ${config.clients} clients` +
+          (death ? `; ${death}` : connected.firstError ? ` (${connected.firstError})` : ""),
+      );
+    }
+    m.rosterS = await waitForRoster(instances, config.clients, 30_000);
+    m.connectServerCpuS = sum(cpuOf()) - sum(cpuBeforeConnect);
+    // The join (and probe) notices have crossed every instance once all are quiet.
+    await Promise.all([...pids, redis.pid].map((pid) => settle(pid, 15_000)));
+    m.clockSkewMs = await group.clockSkewMs();
+    let cpu0: number[] = [];
+    const result = await group.traffic(config.spec, { onStart: () => (cpu0 = cpuOf()) });
+    const cpu = cpuOf().map((v, i) => v - cpu0[i]);
+    const instanceCpu = sum(cpu.slice(0, -1));
+    const redisCpu = cpu[cpu.length - 1];
+    Object.assign(m, trafficMetrics(result, config.spec, instanceCpu + redisCpu, 0));
+    delete m.serverLogMB; // per instance it says little; not shown
+    m.lostOrMissing = m.lost + m.missingAtDeadline;
+    m.spanS = result.delivered > 0 ? deliverySpan(result) : NaN;
+    const window = m.windowS;
+    cpu.slice(0, -1).forEach((seconds, i) => {
+      m[`instance${i + 1}CpuS`] = seconds;
+      m[`instance${i + 1}Cores`] = seconds / window;
+    });
+    m.instancesCores = instanceCpu / window;
+    m.redisCpuS = redisCpu;
+    m.redisCores = redisCpu / window;
+    for (const [key, hist] of [["same", result.histSame], ["cross", result.histCross]] as const) {
+      if (!hist || hist.total === 0) continue;
+      m[`${key}P50Ms`] = hist.percentile(50) / 1000;
+      m[`${key}P99Ms`] = hist.percentile(99) / 1000;
+      m[`${key}Deliveries`] = hist.total;
+    }
+    const death = [...instances, redis].map(describeDeath).find(Boolean);
+    if (death) throw new Error(death);
+    return {
+      metrics: m,
+      raw: {
+        stoppedBy: result.stoppedBy,
+        commands: instances.map((s) => s.command),
+        histogram: result.hist.toJSON(),
+        histogramSame: result.histSame?.toJSON(),
+        histogramCross: result.histCross?.toJSON(),
+      },
+    };
+  } finally {
+    await Promise.all(instances.map((s) => s.stop()));
+    await group?.close();
+  }
+}
+
+function sum(values: number[]): number {
+  return values.reduce((total, v) => total + v, 0);
+}
+
+function clusterScenario(
+  ctx: Context,
+  clients: number,
+  seconds: number,
+  floodLines: number,
+): Scenario {
+  const senders = 10;
+  const rate = 50;
+  const paced: TrafficSpec = {
+    senders,
+    lines: rate * seconds,
+    bytes: 64,
+    rate,
+    batch: 64,
+    drainMs: 3000,
+    maxMs: seconds * 1000 + 3000,
+    stallMs: 3000,
+  };
+  // Paced, every column delivers what is offered (if it can): the latency
+  // and CPU it costs. Flat out shows what the instances can deliver at all;
+  // 10 x 1000 lines of 64 B is 640 KB per receiver, under chat_server's
+  // default --max-queue (1 MiB), so a receiver that lags is not dropped.
+  // (20 MB more did get lagging receivers dropped: a policy, not capacity.)
+  const flood: TrafficSpec = {
+    senders,
+    lines: floodLines,
+    bytes: 64,
+    rate: 0,
+    batch: 20,
+    drainMs: 0,
+    maxMs: 30_000,
+    stallMs: 5000,
+  };
+  const base: Row[] = [
+    { key: "deliveredPerS", label: "delivered/s", fmt: fmt.rate },
+    { key: "deliveredPct", label: "delivered (of expected)", fmt: fmt.pct },
+    { key: "lost", label: "lost (a later line arrived)", fmt: fmt.count },
+    { key: "missingAtDeadline", label: "missing at the deadline", fmt: fmt.count },
+    { key: "reordered", label: "reordered", fmt: fmt.count },
+    { key: "duplicates", label: "duplicated", fmt: fmt.count },
+    { key: "garbled", label: "garbled payloads", fmt: fmt.count },
+    { key: "p50Ms", label: "latency p50", fmt: fmt.ms },
+    { key: "p99Ms", label: "latency p99", fmt: fmt.ms },
+    { key: "maxMs", label: "latency max", fmt: fmt.ms },
+    { key: "sameP99Ms", label: "latency p99, sender on the same instance", fmt: fmt.ms },
+    { key: "crossP50Ms", label: "latency p50, sender on another instance", fmt: fmt.ms },
+    { key: "crossP99Ms", label: "latency p99, sender on another instance", fmt: fmt.ms },
+    ...[1, 2, 3].map((i) => ({
+      key: `instance${i}Cores`,
+      label: `chat_server instance ${i} CPU`,
+      fmt: fmt.cores,
+    })),
+    { key: "redisCores", label: "redis-server CPU", fmt: fmt.cores },
+    { key: "serverCores", label: "all server processes CPU", fmt: fmt.cores },
+    { key: "cpuUsPerDelivery", label: "server CPU per delivery (all)", fmt: fmt.us },
+    { key: "loadGenSharePct", label: "load generator CPU (% of all cores)", fmt: fmt.pct },
+    { key: "maxSendLagMs", label: "load generator: worst send lag", fmt: fmt.ms },
+    { key: "connectS", label: "connect phase", fmt: fmt.s },
+    { key: "rosterS", label: "until every /who counts everyone", fmt: fmt.s },
+    { key: "connectServerCpuS", label: "server CPU in connect phase (all)", fmt: fmt.s },
+  ];
+  const floodRows: Row[] = [
+    { key: "deliveredPerS", label: "delivered/s", fmt: fmt.rate },
+    { key: "deliveredPct", label: "delivered (of expected)", fmt: fmt.pct },
+    { key: "lostOrMissing", label: "lost + missing at the deadline", fmt: fmt.count },
+    { key: "reordered", label: "reordered", fmt: fmt.count },
+    { key: "duplicates", label: "duplicated", fmt: fmt.count },
+    { key: "spanS", label: "time (first send to last delivery)", fmt: fmt.s },
+    { key: "p99Ms", label: "latency p99", fmt: fmt.ms },
+    { key: "instancesCores", label: "chat_server instances CPU (sum)", fmt: fmt.cores },
+    { key: "redisCores", label: "redis-server CPU", fmt: fmt.cores },
+    { key: "cpuUsPerDelivery", label: "server CPU per delivery (all)", fmt: fmt.us },
+    { key: "loadGenSharePct", label: "load generator CPU (% of all cores)", fmt: fmt.pct },
+  ].map((row) => ({ ...row, key: `flood.${row.key}`, label: `flat out: ${row.label}` }));
+  const rows = CLUSTER_VARIANTS.flatMap((v) =>
+    [...base, ...floodRows].map((row) => ({ ...row, key: `${v.prefix}.${row.key}`, noRatio: true }))
+  );
+  return {
+    name: "cluster",
+    title: `cluster: ${fmt.count(clients)} clients spread round robin over 1, 2 and 3 ` +
+      `chat_server.ts --redis instances (one redis-server, a fresh room each); ${senders} ` +
+      `senders x ${rate} lines/s x ${seconds} s, 64-byte lines, at most 3 s to drain; then ` +
+      `(fresh instances) ${senders} senders x ${
+        fmt.count(floodLines)
+      } lines flat out, at most 30 s`,
+    servers: ["chat"],
+    runs: ctx.options.runs,
+    rows,
+    columns: CLUSTER_VARIANTS.map((v) => ({ prefix: v.prefix, label: v.label })),
+    notes: [
+      "no ncat column: ncat --chat cannot share a room between processes",
+      `every process runs on this machine's ${CPUS} cores: the instances, redis-server and ` +
+      "the load generator compete for them",
+    ],
+    summarize: (record) =>
+      CLUSTER_VARIANTS.filter((v) => record.metrics[`${v.prefix}.deliveredPerS`] !== undefined)
+        .map((v) => {
+          const m = (key: string) => record.metrics[`${v.prefix}.${key}`];
+          return `${v.instances}: ${fmt.rate(m("deliveredPerS"))}, ` +
+            `${fmt.pct(m("deliveredPct"))}, p99 ${fmt.ms(m("p99Ms"))}, ` +
+            `servers ${fmt.cores(m("serverCores"))}; flat out ${
+              fmt.rate(m("flood.deliveredPerS"))
+            }`;
+        }).join("; "),
+    async run(server, index) {
+      const record: RunRecord = { server, run: index, metrics: {}, notes: [], raw: {} };
+      // Alternate the order (1, 2, 3 then 3, 2, 1) so drift in the machine's load
+      // does not always favour the same column.
+      const order = index % 2 === 1 ? CLUSTER_VARIANTS : [...CLUSTER_VARIANTS].reverse();
+      const redis = await startRedis();
+      try {
+        for (const variant of order) {
+          for (const [mode, spec] of [["paced", paced], ["flood", flood]] as const) {
+            const prefix = mode === "paced" ? variant.prefix : `${variant.prefix}.flood`;
+            const what = `${variant.label}, ${mode === "paced" ? "paced" : "flat out"}`;
+            try {
+              // Bounded inside: connect 120 s, roster 30 s, settle 15 s, traffic its maxMs.
+              const { metrics, raw } = await clusterOnce(ctx, variant, redis, {
+                clients,
+                spec,
+                room: `bench-${variant.instances}-${index}${mode === "flood" ? "-flood" : ""}`,
+              });
+              for (const [key, value] of Object.entries(metrics)) {
+                record.metrics[`${prefix}.${key}`] = value;
+              }
+              record.raw[prefix] = raw;
+              if (raw.stoppedBy !== "done") {
+                record.notes.push(`${what}: stopped by ${raw.stoppedBy}`);
+              }
+            } catch (err) {
+              const message = err instanceof Error ? err.message : String(err);
+              record.notes.push(`${what} failed: ${message}`);
+            }
+            if (!redis.alive()) throw new Error(`redis-server died: ${describeDeath(redis)}`);
+          }
+        }
+      } finally {
+        await redis.stop();
+      }
+      return record;
+    },
+  };
+}
+
 // ------------------------------------------------------------- running ---
 
 interface ScenarioOutcome {
@@ -902,7 +1296,9 @@ function summarizeRun(scenario: Scenario, record: RunRecord): string {
   if (record.error) return `ERROR ${record.error}`;
   const m = record.metrics;
   const parts: string[] = [];
-  if (m.deliveredPerS !== undefined) {
+  if (scenario.summarize) {
+    parts.push(scenario.summarize(record));
+  } else if (m.deliveredPerS !== undefined) {
     parts.push(
       `${fmt.rate(m.deliveredPerS)}, ${fmt.pct(m.deliveredPct)} delivered, p99 ${
         fmt.ms(m.p99Ms)
@@ -925,6 +1321,7 @@ function summarizeRun(scenario: Scenario, record: RunRecord): string {
 }
 
 function printTable(scenario: Scenario, outcome: ScenarioOutcome, quick: boolean): void {
+  if (scenario.columns) return printColumnTable(scenario, scenario.columns, outcome);
   const servers = scenario.servers;
   const cell = (row: Row, server: ServerKind) => {
     const s = outcome.summary[row.key]?.[server];
@@ -983,6 +1380,49 @@ function printTable(scenario: Scenario, outcome: ScenarioOutcome, quick: boolean
     ),
   );
   for (const note of notes) console.log(`note: ${note}`);
+  for (const note of scenario.notes ?? []) console.log(`note: ${note}`);
+}
+
+/** A table with one column per variant (e.g. 1, 2, 3 instances) of the one server. */
+function printColumnTable(
+  scenario: Scenario,
+  columns: { prefix: string; label: string }[],
+  outcome: ScenarioOutcome,
+): void {
+  const server = scenario.servers[0];
+  const byRest = new Map<string, Row>();
+  for (const row of scenario.rows) {
+    const rest = row.key.slice(row.key.indexOf(".") + 1);
+    if (!byRest.has(rest)) byRest.set(rest, row);
+  }
+  const cell = (row: Row, key: string) => {
+    const s = outcome.summary[key]?.[server];
+    if (!s) return "-";
+    if (s.n === 1 || row.fmt(s.min) === row.fmt(s.max)) return row.fmt(s.median);
+    return `${row.fmt(s.median)} (${row.fmt(s.min)}-${row.fmt(s.max)})`;
+  };
+  const header = ["metric", ...columns.map((c) => c.label)];
+  const body = [...byRest].map(([rest, row]) => [
+    row.label,
+    ...columns.map((c) => cell(row, `${c.prefix}.${rest}`)),
+  ]).filter((cells) => cells.slice(1).some((c) => c !== "-"));
+  const widths = header.map((h, i) => Math.max(h.length, ...body.map((r) => r[i].length)));
+  const line = (cells: string[]) =>
+    "| " + cells.map((c, i) => c.padEnd(widths[i])).join(" | ") + " |";
+  const n = outcome.runs.filter((r) => !r.error).length;
+  console.log(`\n### ${outcome.title}`);
+  console.log(
+    `(${SERVER_LABEL[server]}: median (min-max) of ${n} run${n === 1 ? "" : "s"}; ` +
+      `${outcome.seconds.toFixed(0)} s)`,
+  );
+  console.log(line(header));
+  console.log("|" + widths.map((w) => "-".repeat(w + 2)).join("|") + "|");
+  for (const row of body) console.log(line(row));
+  for (const record of outcome.runs) {
+    if (record.error) console.log(`note: run ${record.run} failed: ${record.error}`);
+    for (const note of record.notes) console.log(`note: run ${record.run}: ${note}`);
+  }
+  for (const note of scenario.notes ?? []) console.log(`note: ${note}`);
 }
 
 function buildScenarios(ctx: Context): Scenario[] {
@@ -1006,6 +1446,7 @@ function buildScenarios(ctx: Context): Scenario[] {
     "flood-5000": () => floodScenario(ctx, quick ? 2000 : 5000, quick ? 100 : 200),
     "idle": () => idleScenario(ctx, quick ? [0, 1000, 2500] : [0, 1000, 2500, 5000, 10_000]),
     "slow-reader": () => slowScenario(ctx, quick ? 10 : 20),
+    "cluster": () => clusterScenario(ctx, quick ? 150 : 600, quick ? 3 : 5, 1000),
   };
   return ctx.options.scenarios.map((name) => all[name]());
 }
@@ -1024,6 +1465,11 @@ async function environment(ctx: Context, ncat: Json): Promise<Json> {
     deno: Deno.version.deno,
     v8: Deno.version.v8,
     ncat: ncat.ok ? ncat.version : `skipped: ${ncat.reason}`,
+    redis: (ctx as Json).redis === undefined
+      ? "not asked"
+      : (ctx as Json).redis.ok
+      ? (ctx as Json).redis.version
+      : `skipped: ${(ctx as Json).redis.reason}`,
     cpus: CPUS,
     cpuModel,
     loadavg: Deno.loadavg(),
@@ -1057,10 +1503,19 @@ async function main(args: string[]): Promise<number> {
       (ctx as Json).ncat = ncat;
     }
     if (options.servers.length === 0) throw new Error("no server left to measure");
+    if (options.scenarios.includes("cluster")) {
+      const redis = await probeRedis();
+      if (!redis.ok) {
+        console.log(`note: the cluster scenario is skipped: ${redis.reason}`);
+        options.scenarios = options.scenarios.filter((s) => s !== "cluster");
+      }
+      (ctx as Json).redis = redis;
+    }
     const env = await environment(ctx, (ctx as Json).ncat ?? { ok: false, reason: "not asked" });
+    const redis = options.scenarios.includes("cluster") ? `redis-server ${env.redis}, ` : "";
     console.log(
       `# deno task bench${options.quick ? " --quick" : ""}: ${env.date}, Deno ${env.deno}, ` +
-        `ncat ${env.ncat}, ${env.cpus} CPUs (${env.cpuModel}), load average ` +
+        `ncat ${env.ncat}, ${redis}${env.cpus} CPUs (${env.cpuModel}), load average ` +
         `${env.loadavg.map((v: number) => v.toFixed(2)).join(" ")} at start, ` +
         `${options.workers ?? "1-2"} load workers, fd limit ${env.benchFdLimit}, ` +
         `${options.chatScript} sha256 ${env.chatScriptSha256}`,

@@ -1,7 +1,7 @@
 // bench/load.ts: a load generator for line-based chat rooms (chat_server.ts,
 // `ncat -l --chat`, anything that relays each line to every other client).
 //
-//   deno run -A bench/load.ts --port P [--host 127.0.0.1] [--clients N] [--senders S]
+//   deno run -A bench/load.ts --port P[,P2...] [--host 127.0.0.1] [--clients N] [--senders S]
 //        [--lines M] [--bytes B] [--rate R | --flat] [--workers W] [--slow K] [--json]
 //
 // The N clients are spread over W worker processes (this same file run with
@@ -25,6 +25,11 @@
 // both from `performance.timeOrigin + performance.now()` (wall clock, us),
 // kept in a log-linear histogram (bounded memory, merged across workers).
 // The K slow clients connect last and never read.
+//
+// Clients can be spread over several ports (instances of one room, e.g.
+// chat_server.ts --redis): client i goes to port i mod P, so the senders are
+// spread too, and latency is then also kept apart for lines that stayed on
+// one instance and lines that crossed to another.
 //
 // Workers are driven with JSON lines on stdin/stdout; a worker exits when its
 // stdin closes, so a dead coordinator never leaves workers behind.
@@ -105,6 +110,8 @@ interface RunConfig {
   /** `at` in microseconds: send times travel relative to it (fewer digits to parse). */
   epochMicros: number;
   stride: number;
+  /** Per sender: the port it is connected to (several instances), else null. */
+  senderPorts: number[] | null;
 }
 
 const W = {
@@ -112,6 +119,9 @@ const W = {
   senders: [] as Sender[],
   run: null as RunConfig | null,
   hist: new Histogram(),
+  /** With several instances: deliveries that stayed on one instance / crossed over. */
+  histSame: new Histogram(),
+  histCross: new Histogram(),
   expected: 0,
   unique: 0,
   duplicates: 0,
@@ -199,6 +209,10 @@ function deliver(c: Receiver, sender: number, seq: number, sent: number, recv: n
   const latency = recv - (run.epochMicros + sent);
   if (latency < 0) W.negative++;
   W.hist.record(latency < 0 ? 0 : latency);
+  if (run.senderPorts) {
+    const split = run.senderPorts[sender] === c.serverPort ? W.histSame : W.histCross;
+    split.record(latency < 0 ? 0 : latency);
+  }
   if (W.firstRecv === 0 || recv < W.firstRecv) W.firstRecv = recv;
   if (recv > W.lastRecv) W.lastRecv = recv;
 }
@@ -290,10 +304,12 @@ async function connectClients(msg: Json): Promise<Json> {
   let next = 0;
   let connected = 0;
   let ready = 0;
-  const one = async (id: number) => {
+  // One port for all, or one per id (clients spread over several instances).
+  const ports: number[] | undefined = msg.ports;
+  const one = async (id: number, port: number) => {
     let conn: Deno.TcpConn;
     try {
-      conn = await Deno.connect({ hostname: msg.host, port: msg.port });
+      conn = await Deno.connect({ hostname: msg.host, port });
     } catch (err) {
       W.connectFailed++;
       W.firstError ||= err instanceof Error ? err.message : String(err);
@@ -342,7 +358,10 @@ async function connectClients(msg: Json): Promise<Json> {
     if (c.ready && !c.closed) ready++;
   };
   const lanes = Array.from({ length: Math.max(1, msg.concurrency) }, async () => {
-    while (next < ids.length && Date.now() < deadline) await one(ids[next++]);
+    while (next < ids.length && Date.now() < deadline) {
+      const i = next++;
+      await one(ids[i], ports ? ports[i] : msg.port);
+    }
   });
   await Promise.all(lanes);
   return {
@@ -368,6 +387,7 @@ function startRun(msg: Json): Json {
     at: msg.at,
     epochMicros: Math.round(msg.at * 1000),
     stride: Math.ceil(msg.lines / 8),
+    senderPorts: msg.senderPorts ?? null,
   };
   W.run = run;
   const byId = new Map(W.clients.map((c) => [c.id, c]));
@@ -553,6 +573,8 @@ function report(): Json {
     maxSendLagMs: W.maxSendLagMs,
     cpuSeconds: cpuSeconds("self") - W.cpuAtRun,
     hist: W.hist.toJSON(),
+    histSame: W.run?.senderPorts ? W.histSame.toJSON() : null,
+    histCross: W.run?.senderPorts ? W.histCross.toJSON() : null,
     slowDroppedAt: [...W.slowDroppedAt.values()],
   };
 }
@@ -702,6 +724,9 @@ export interface TrafficResult {
   /** CPU seconds of all workers from the run's start to the report. */
   loadCpuSeconds: number;
   hist: Histogram;
+  /** Clients on several ports: latency of lines that stayed on one instance / crossed. */
+  histSame?: Histogram;
+  histCross?: Histogram;
   slowDroppedAtMs: number[];
 }
 
@@ -710,6 +735,8 @@ export class LoadGroup {
   readonly workers: RpcChild[];
   /** Client id -> worker index. */
   readonly owner: number[] = [];
+  /** Client id -> the port it connected to. */
+  readonly portOf: number[] = [];
   slowIds: number[] = [];
   fdLimits: number[] = [];
 
@@ -755,15 +782,18 @@ export class LoadGroup {
   /**
    * Opens `count` more clients (round robin over the workers), `slow` of them
    * never reading. Resolves when every one has received its first line, failed,
-   * or `timeoutMs` passed.
+   * or `timeoutMs` passed. With a list of ports, client id i goes to port
+   * i mod ports.length (instances of one room).
    */
   async connect(
     host: string,
-    port: number,
+    port: number | number[],
     count: number,
     options: { slow?: number; readBuffer?: number; concurrency?: number; timeoutMs?: number } = {},
   ): Promise<ConnectResult> {
     const perWorker: number[][] = this.workers.map(() => []);
+    const portsPerWorker: number[][] = this.workers.map(() => []);
+    const ports = typeof port === "number" ? [port] : port;
     const slowPerWorker: number[][] = this.workers.map(() => []);
     const first = this.owner.length;
     const slow = options.slow ?? 0;
@@ -771,7 +801,9 @@ export class LoadGroup {
       const id = first + i;
       const worker = id % this.workers.length;
       this.owner.push(worker);
+      this.portOf.push(ports[id % ports.length]);
       perWorker[worker].push(id);
+      portsPerWorker[worker].push(ports[id % ports.length]);
       if (i >= count - slow) {
         slowPerWorker[worker].push(id);
         this.slowIds.push(id);
@@ -785,7 +817,7 @@ export class LoadGroup {
           ? Promise.resolve({ ready: 0, failed: 0, open: 0, firstError: "" })
           : w.call("connect", {
             host,
-            port,
+            ports: portsPerWorker[i],
             ids: perWorker[i],
             slowIds: slowPerWorker[i],
             readBuffer: options.readBuffer ?? 16 * 1024,
@@ -838,6 +870,10 @@ export class LoadGroup {
     for (let index = 0; index < spec.senders; index++) {
       mySenders[this.owner[index]].push([index, index]);
     }
+    // Several instances: receivers tell same-instance from cross-instance lines.
+    const senderPorts = new Set(this.portOf).size > 1
+      ? this.portOf.slice(0, spec.senders)
+      : undefined;
     const starts = await Promise.all(this.workers.map((w, i) =>
       w.call("run", {
         at,
@@ -847,6 +883,7 @@ export class LoadGroup {
         rate: spec.rate,
         batch: spec.batch,
         mySenders: mySenders[i],
+        senderPorts,
       })
     ));
     const expected = starts.reduce((sum, s) => sum + s.expected, 0);
@@ -884,6 +921,12 @@ export class LoadGroup {
     const reports = await Promise.all(this.workers.map((w) => w.call("report")));
     const hist = new Histogram();
     for (const r of reports) hist.merge(r.hist as HistogramData);
+    const merged = (key: "histSame" | "histCross") => {
+      if (!senderPorts) return undefined;
+      const h = new Histogram();
+      for (const r of reports) h.merge(r[key] as HistogramData);
+      return h;
+    };
     const sum = (key: string) => reports.reduce((total, r) => total + r[key], 0);
     const nonZero = (key: string) => reports.map((r) => r[key]).filter((v) => v > 0);
     return {
@@ -913,6 +956,8 @@ export class LoadGroup {
       maxSendLagMs: Math.max(...reports.map((r) => r.maxSendLagMs)),
       loadCpuSeconds: sum("cpuSeconds"),
       hist,
+      histSame: merged("histSame"),
+      histCross: merged("histCross"),
       slowDroppedAtMs: reports.flatMap((r) => r.slowDroppedAt).map((t: number) => t - at),
     };
   }
@@ -946,11 +991,12 @@ export function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
 
 // ====================================================================== CLI ===
 
-const USAGE = `usage: deno run -A bench/load.ts --port P [--host 127.0.0.1] [--clients N]
-       [--senders S] [--lines M] [--bytes B] [--rate R | --flat] [--batch K]
+const USAGE = `usage: deno run -A bench/load.ts --port P[,P2...] [--host 127.0.0.1]
+       [--clients N] [--senders S] [--lines M] [--bytes B] [--rate R | --flat] [--batch K]
        [--workers W] [--slow K] [--drain-ms MS] [--max-ms MS] [--json]
 
-Opens N clients to a chat room on loopback; the first S send M lines of B bytes
+Opens N clients to a chat room on loopback (--port P1,P2,...: spread round
+robin over instances of one room); the first S send M lines of B bytes
 each, at R lines/s per sender (or --flat: flat out); every client checks loss,
 duplicates, order and latency. Prints a summary (or JSON with --json).`;
 
@@ -993,7 +1039,9 @@ async function cliMain(args: string[]): Promise<number> {
   try {
     const clients = num(values.clients);
     const slow = num(values.slow);
-    const connected = await group.connect(values.host, num(values.port), clients + slow, { slow });
+    // --port 8080,8081: instances of one room, clients spread round robin.
+    const ports = values.port.split(",").map(num);
+    const connected = await group.connect(values.host, ports, clients + slow, { slow });
     if (connected.ready < clients + slow) {
       console.error(
         `warning: only ${connected.ready} of ${clients + slow} clients ready` +

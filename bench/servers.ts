@@ -1,5 +1,6 @@
 // bench/servers.ts: starts and stops the rooms under test, chat_server.ts and
-// `ncat -l --chat`, each behind a small bash wrapper that raises the fd limit
+// `ncat -l --chat` (and the redis-server that chat_server.ts --redis
+// instances share), each behind a small bash wrapper that raises the fd limit
 // and kills the server if the bench itself dies (its stdin pipe closes).
 
 import { fileURLToPath } from "node:url";
@@ -23,7 +24,7 @@ export const SERVER_LABEL: Record<ServerKind, string> = {
 };
 
 export interface RunningServer {
-  kind: ServerKind;
+  kind: ServerKind | "redis";
   /** The server process itself (not the wrapper): for /proc CPU and RSS. */
   pid: number;
   host: string;
@@ -158,7 +159,7 @@ function spawnWrapped(command: string, args: string[]): Spawned {
 }
 
 function makeServer(
-  kind: ServerKind,
+  kind: ServerKind | "redis",
   spawned: Spawned,
   pid: number,
   host: string,
@@ -263,6 +264,41 @@ export async function startNcat(): Promise<RunningServer> {
   throw new Error("ncat did not listen (3 attempts)");
 }
 
+/**
+ * A throwaway redis-server on a free loopback port: no persistence (nothing
+ * written to disk), only warnings logged; waits until the port is in LISTEN.
+ */
+export async function startRedis(): Promise<RunningServer> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = freePort();
+    const args = [
+      "--port",
+      String(port),
+      "--bind",
+      "127.0.0.1",
+      "--save",
+      "",
+      "--appendonly",
+      "no",
+      "--loglevel",
+      "warning",
+    ];
+    const spawned = spawnWrapped("redis-server", args);
+    try {
+      const pid = await spawned.pid;
+      if (await waitForListen(port, 5000) && spawned.code() === undefined) {
+        spawned.stopSplitting();
+        const command = `redis-server ${args.map((a) => a || "''").join(" ")}`;
+        return makeServer("redis", spawned, pid, "127.0.0.1", port, command);
+      }
+    } catch {
+      // Retry on another port (another process may have taken this one).
+    }
+    await killSpawned(spawned);
+  }
+  throw new Error("redis-server did not listen (3 attempts)");
+}
+
 async function killSpawned(spawned: Spawned): Promise<void> {
   try {
     const pid = await Promise.race([spawned.pid, delay(100).then(() => 0)]);
@@ -312,6 +348,21 @@ async function commandOutput(
   } catch (err) {
     return { code: -1, text: err instanceof Error ? err.message : String(err) };
   }
+}
+
+/** redis-server's version, or why the cluster scenario cannot run (never installs it). */
+export async function probeRedis(): Promise<
+  { ok: true; version: string } | { ok: false; reason: string }
+> {
+  const { code, text } = await commandOutput("redis-server", ["--version"], 5000);
+  const match = /v=(\S+)/.exec(text);
+  if (code === 0 && match) return { ok: true, version: match[1] };
+  return {
+    ok: false,
+    reason: code === -1
+      ? "redis-server is not installed"
+      : `redis-server --version: ${text.trim()}`,
+  };
 }
 
 /**

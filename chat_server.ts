@@ -117,6 +117,11 @@ export interface Room {
   flushScheduled: boolean;
   /** performance.now() before which the next flush should not start. */
   nextFlushAt: number;
+  /**
+   * The last queue joined for a write and its bytes, for the next client
+   * whose queue holds the very same lines (forgotten after each round).
+   */
+  lastJoined?: { lines: Uint8Array[]; bytes: Uint8Array };
   /** This instance's listening address, as /who -v shows it. */
   label: string;
   /** The other instances sharing the room (--redis), if any. */
@@ -498,6 +503,7 @@ function flushDirty(room: Room): void {
     client.dirty = false;
     writeQueued(client);
   }
+  room.lastJoined = undefined;
 }
 
 /**
@@ -532,10 +538,33 @@ async function writeQueued(client: Client): Promise<void> {
   else if (client.gone) closeClient(client);
 }
 
+/**
+ * Everything queued for the client as one buffer for one write. Broadcast
+ * lines are encoded once and shared by every queue, so in a round most
+ * clients hold the very same lines (the room's news since the last round):
+ * they share one joined buffer too, instead of a copy each. That is what
+ * keeps a burst of joins in a big room, or a flood to many readers, from
+ * allocating once per receiver.
+ */
 function takeQueue(client: Client): Uint8Array {
   const { queue } = client;
   client.queue = [];
   if (queue.length === 1) return queue[0];
+  const last = client.room.lastJoined;
+  if (last && sameLines(last.lines, queue)) return last.bytes;
+  // The same line objects in the same order: the same bytes, whenever joined.
+  const bytes = joinLines(queue);
+  client.room.lastJoined = { lines: queue, bytes };
+  return bytes;
+}
+
+function sameLines(a: Uint8Array[], b: Uint8Array[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+function joinLines(queue: Uint8Array[]): Uint8Array {
   let total = 0;
   for (const bytes of queue) total += bytes.length;
   const joined = new Uint8Array(total);

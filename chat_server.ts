@@ -122,6 +122,9 @@ export interface Room {
    * whose queue holds the very same lines (forgotten after each round).
    */
   lastJoined?: { lines: Uint8Array[]; bytes: Uint8Array };
+  /** Big rooms: join and leave notices waiting to go out together. */
+  presence: { line: string; newcomer?: Client }[];
+  presenceTimer?: ReturnType<typeof setTimeout>;
   /** This instance's listening address, as /who -v shows it. */
   label: string;
   /** The other instances sharing the room (--redis), if any. */
@@ -148,6 +151,9 @@ const WRITES_PER_SECOND = 50_000;
 const SMALL_ROOM = 200;
 // The longest pause between rounds, whatever the room's size.
 const MAX_FLUSH_PAUSE_MS = 25;
+// In a room bigger than SMALL_ROOM, joins and leaves are announced in
+// batches at most this old; see announcePresence.
+const PRESENCE_BATCH_MS = 250;
 const LOG_BACKLOG_CHARS = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
@@ -160,6 +166,7 @@ export function createRoom(options: RoomOptions): Room {
     dirty: [],
     flushScheduled: false,
     nextFlushAt: 0,
+    presence: [],
     label: "",
   };
 }
@@ -254,7 +261,7 @@ async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
   sendTo(client, "* type /help for commands");
   writeQueued(client); // the welcome leaves now, not with the next (paced) round
   const notice = `* ${client.nick} joined`;
-  broadcast(room, notice, client);
+  announcePresence(room, notice, client);
   room.cluster?.publish({ type: "join", nick: client.nick, line: notice });
   room.options.log(`${notice} from ${client.peer}`);
   return client;
@@ -293,7 +300,7 @@ function leave(room: Room, client: Client, reason: string): void {
   room.nicks.delete(client.nick.toLowerCase());
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
   if (!room.closing) {
-    broadcast(room, notice);
+    announcePresence(room, notice);
     room.cluster?.release(client.nick);
     room.cluster?.publish({ type: "leave", nick: client.nick, line: notice });
   }
@@ -309,6 +316,9 @@ function leave(room: Room, client: Client, reason: string): void {
 function handleLine(room: Room, client: Client, raw: string): Promise<void> | void {
   const line = sanitizeText(raw);
   if (line.trim() === "") return;
+  // Whatever the client sees next follows the joins and leaves before its
+  // line: a /who or /ping answer never overtakes them.
+  sealPresence(room);
   if (!line.startsWith("/")) return say(room, `<${client.nick}> ${line}`, client);
   const [command, rest] = splitWord(line);
   switch (command) {
@@ -450,9 +460,51 @@ function sendTo(client: Client, line: string): void {
 
 /** Queues one line for everyone but `except`, encoded once for all. */
 export function broadcast(room: Room, line: string, except?: Client): void {
+  sealPresence(room); // "* X joined" before anything X says
   const bytes = encoder.encode(`${line}\n`);
   for (const client of room.clients) {
     if (client !== except) enqueue(client, bytes);
+  }
+}
+
+/**
+ * Announces a join or a leave: at once in a small room; in a big one,
+ * gathered for up to PRESENCE_BATCH_MS and sent as one buffer shared by
+ * everyone. Filling a room of N people announces N joins to up to N people
+ * each: one write per person per notice made that O(N^2) in writes and in
+ * the memory their churn leaves behind; batched, it is a write per person
+ * per batch.
+ */
+function announcePresence(room: Room, line: string, newcomer?: Client): void {
+  if (room.clients.size <= SMALL_ROOM && room.presence.length === 0) {
+    return broadcast(room, line, newcomer);
+  }
+  room.presence.push({ line, newcomer });
+  room.presenceTimer ??= setTimeout(() => sealPresence(room), PRESENCE_BATCH_MS);
+}
+
+/**
+ * Queues the gathered join and leave notices for everyone, encoded once. A
+ * newcomer gets only those after its own join: its welcome already named
+ * everyone before it.
+ */
+function sealPresence(room: Room): void {
+  if (room.presence.length === 0) return;
+  clearTimeout(room.presenceTimer);
+  room.presenceTimer = undefined;
+  const batch = room.presence;
+  room.presence = [];
+  const encoded = batch.map(({ line }) => encoder.encode(`${line}\n`));
+  const bytes = joinLines(encoded);
+  const startFor = new Map<Client, number>();
+  let offset = 0;
+  batch.forEach(({ newcomer }, i) => {
+    offset += encoded[i].length;
+    if (newcomer) startFor.set(newcomer, offset);
+  });
+  for (const client of room.clients) {
+    const start = startFor.get(client) ?? 0;
+    if (start < bytes.length) enqueue(client, start === 0 ? bytes : bytes.subarray(start));
   }
 }
 

@@ -334,6 +334,37 @@ Deno.test("chat: 500 clients join and leave concurrently", async () => {
   await closeAll(server, watcher);
 });
 
+Deno.test("chat: in a room of over 200, joins and leaves come batched, once each, in order", async () => {
+  const server = await startServer("chat_server.ts");
+  const watcher = await joinAs(server, "watcher");
+  const crowd = await Promise.all(Array.from({ length: 210 }, () => join(server)));
+  const newcomer = await join(server); // the room is big now: its join is batched
+  await newcomer.send("hi\n"); // at once: its join notice must still come first
+  const hi = `<${newcomer.nick}> hi`;
+  await watcher.lines.waitFor(hi);
+  await sync(newcomer);
+  const seen = watcher.lines.lines;
+  for (const client of [...crowd, newcomer]) {
+    const notices = seen.filter((l) => l === `* ${client.nick} joined`);
+    assert.equal(notices.length, 1, `${client.nick} joined: ${notices.length} times`);
+  }
+  assert.ok(seen.indexOf(`* ${newcomer.nick} joined`) < seen.indexOf(hi), "join before its line");
+  assert.ok(
+    !newcomer.lines.lines.some((l) => / joined$/.test(l)),
+    "no one is told of joins before theirs",
+  );
+  await Promise.all(crowd.map((c) => c.close()));
+  let online = "";
+  for (let i = 0; i < 50 && !online.startsWith("* online (2)"); i++) {
+    await delay(100);
+    await watcher.send("/who\n"); // an answer never overtakes the leaves before it
+    online = await watcher.lines.waitFor(/^\* online/);
+  }
+  const left = watcher.lines.lines.filter((l) => / left$/.test(l));
+  assert.equal(left.length, 210);
+  await closeAll(server, watcher, newcomer);
+});
+
 Deno.test("chat: SIGTERM tells everyone and exits 0", async () => {
   const server = await startServer("chat_server.ts");
   const a = await join(server);

@@ -59,8 +59,9 @@ options:
   -p, --port P          port to listen on (default 8080; 0 picks any free port)
   --max-clients N       clients at once; a newcomer past it gets "! server full" (default 10000)
   --max-line BYTES      longest line accepted; longer ones get "! line too long" (default 4096)
-  --max-queue BYTES     unsent output a client may leave unread before it is dropped
-                        as too slow (default 1048576)
+  --max-queue BYTES     unsent output a client may leave unread: past it, a client that
+                        took nothing for 1 s is dropped as too slow, and one still
+                        reading is given up to twice it (default 1048576)
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
@@ -100,6 +101,8 @@ interface Client {
   /** The socket is closed; nothing more is queued or written. */
   closed: boolean;
   lastHeard: number;
+  /** performance.now() when its output last went out (or it had none). */
+  lastProgress: number;
   /** Set once the client has left the room; its queue may still drain. */
   gone: boolean;
 }
@@ -154,6 +157,8 @@ const MAX_FLUSH_PAUSE_MS = 25;
 // In a room bigger than SMALL_ROOM, joins and leaves are announced in
 // batches at most this old; see announcePresence.
 const PRESENCE_BATCH_MS = 250;
+// A client past --max-queue that took nothing for this long has stopped reading.
+const STALL_MS = 1000;
 const LOG_BACKLOG_CHARS = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
@@ -252,6 +257,7 @@ async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
     dirty: false,
     closed: false,
     lastHeard: Date.now(),
+    lastProgress: performance.now(),
     gone: false,
   };
   room.clients.add(client);
@@ -510,15 +516,23 @@ function sealPresence(room: Room): void {
 
 /**
  * Appends to the client's queue and marks it for the next flush. Never
- * awaits: a client that stops reading only fills its own queue, and is
- * dropped when that passes --max-queue (TCP's own buffers have filled by
- * then, so the queue is what it has refused to read).
+ * awaits: a client that stops reading only fills its own queue (TCP's own
+ * buffers have filled by then, so the queue is what it has refused to
+ * read). Past --max-queue it is dropped if it took nothing for STALL_MS; one
+ * still reading, only late (a burst while its machine was busy), is given
+ * up to twice --max-queue.
  */
 function enqueue(client: Client, bytes: Uint8Array): void {
   if (client.closed) return;
+  const now = performance.now();
+  if (client.queued === 0) client.lastProgress = now; // it had caught up
   client.queue.push(bytes);
   client.queued += bytes.length;
-  if (client.queued > client.room.options.maxQueue) {
+  const { maxQueue } = client.room.options;
+  if (
+    client.queued > maxQueue &&
+    (client.queued > 2 * maxQueue || now - client.lastProgress > STALL_MS)
+  ) {
     client.queue = [];
     leave(client.room, client, "too slow");
     closeClient(client);
@@ -579,7 +593,10 @@ async function writeQueued(client: Client): Promise<void> {
   const chunk = takeQueue(client);
   try {
     let offset = 0;
-    while (offset < chunk.length) offset += await client.conn.write(chunk.subarray(offset));
+    while (offset < chunk.length) {
+      offset += await client.conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+      client.lastProgress = performance.now();
+    }
   } catch {
     // The peer went away; its reader loop sees that too and cleans up.
     client.queue = [];

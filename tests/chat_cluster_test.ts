@@ -32,6 +32,7 @@ import {
   stopServer,
   text,
 } from "./helpers.ts";
+import { FaultProxy } from "./fault_proxy.ts";
 
 /** Why the tests that need redis-server cannot run here, or undefined. */
 const NO_REDIS = await (async () => {
@@ -649,6 +650,35 @@ Deno.test("cluster: without --redis chat_server.ts runs with an empty cache, off
     await Deno.remove(denoDir, { recursive: true });
   }
 });
+
+clusterTest(
+  "a server cut off from Redis for over 4 s is shown as left, then joining again",
+  async (c) => {
+    const redis = await c.redis();
+    // B reaches Redis through a proxy; closing it cuts B off (connections
+    // closed, new ones refused) and a new one on the same port lets B back.
+    let proxy = FaultProxy.start(redis.port);
+    try {
+      const A = await c.chat(redis);
+      const B = await c.chat(`redis://127.0.0.1:${proxy.port}`);
+      const ivy = await c.joinAs(A, "ivy");
+      const jay = await c.joinAs(B, "jay");
+      await waitForWho(ivy, "* online (2): ivy, jay");
+      const port = proxy.port;
+      await proxy.close();
+      assert.equal(await jay.lines.waitFor(/link/, 10_000), "* link to other servers lost");
+      assert.equal(await ivy.lines.waitFor(/jay left/, 10_000), "* jay left (server lost)");
+      proxy = FaultProxy.start(redis.port, { port });
+      assert.equal(await jay.lines.waitFor(/link restored/, 15_000), "* link restored");
+      assert.equal(await ivy.lines.waitFor(/jay joined/, 10_000), "* jay joined");
+      await jay.send("back\n");
+      assert.equal(await ivy.lines.waitFor(/^<jay>/, 10_000), "<jay> back");
+      assert.ok(!ivy.lines.lines.includes("* link to other servers lost"), "A never lost its link");
+    } finally {
+      await proxy.close();
+    }
+  },
+);
 
 clusterTest("two rooms on one Redis are independent", async (c) => {
   const redis = await c.redis();

@@ -44,6 +44,8 @@ export interface Faults {
 }
 
 export interface ProxyOptions {
+  /** The port to listen on (default: any free one); e.g. to come back on the same one. */
+  port?: number;
   /** Faults for the n-th accepted connection (0-based), by direction. */
   faults?: (index: number) => { up?: Faults; down?: Faults } | undefined;
 }
@@ -58,11 +60,11 @@ export class FaultProxy {
   #closed = false;
 
   private constructor(readonly targetPort: number, readonly options: ProxyOptions) {
-    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+    this.#listener = Deno.listen({ hostname: "127.0.0.1", port: options.port ?? 0 });
     this.#accepting = this.#accept();
   }
 
-  /** Listens on 127.0.0.1 (any free port) and forwards to 127.0.0.1:targetPort. */
+  /** Listens on 127.0.0.1 (any free port, or options.port) and forwards to 127.0.0.1:targetPort. */
   static start(targetPort: number, options: ProxyOptions = {}): FaultProxy {
     return new FaultProxy(targetPort, options);
   }

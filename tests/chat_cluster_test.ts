@@ -17,10 +17,11 @@
 
 import assert from "node:assert/strict";
 import {
+  type ChatClient,
   type Client,
-  connectClient,
   delay,
   freePort,
+  joinChat,
   ROOT,
   run,
   runScript,
@@ -49,8 +50,6 @@ const NO_REDIS = await (async () => {
   }
 })();
 if (NO_REDIS) console.log(`chat_cluster_test: ignoring the tests that need Redis: ${NO_REDIS}`);
-
-type ChatClient = Client & { nick: string };
 
 /** A chat_server.ts --redis instance; `label` is HOST:PORT from its readiness line. */
 type Instance = Server & { label: string };
@@ -141,25 +140,22 @@ class Cluster {
 
   /** Connects and reads the three welcome lines; returns the guest nick too. */
   async join(instance: Instance): Promise<ChatClient> {
-    const client = await connectClient(instance.port);
+    const client = await joinChat(instance.port);
     this.#clients.push(client);
-    const welcome = await client.lines.next(10_000);
-    const match = /^\* welcome, you are (guest\d+)$/.exec(welcome);
-    assert.ok(match, welcome);
-    assert.match(await client.lines.next(10_000), /^\* online \(\d+\): /);
-    assert.equal(await client.lines.next(10_000), "* type /help for commands");
-    return { ...client, nick: match[1] };
+    return client;
   }
 
   /** Joins and takes `nick`; `guest` is the nick it had before. */
   async joinAs(instance: Instance, nick: string): Promise<ChatClient & { guest: string }> {
-    const client = await this.join(instance);
+    const client = await joinChat(instance.port);
+    this.#clients.push(client);
+    const guest = client.nick;
     await client.send(`/nick ${nick}\n`);
     assert.equal(
       await client.lines.waitFor(/^\* you are now |^!/, 10_000),
       `* you are now ${nick}`,
     );
-    return { ...client, nick, guest: client.nick };
+    return { ...client, nick, guest };
   }
 
   async end(check: boolean): Promise<void> {

@@ -2,9 +2,12 @@
 
 import assert from "node:assert/strict";
 import {
+  type ChatClient,
   type Client,
   connectClient,
   delay,
+  joinChat,
+  joinChatAs,
   resetAfterSending,
   runScript,
   send,
@@ -15,22 +18,12 @@ import {
 } from "./helpers.ts";
 
 /** Connects and reads the three welcome lines; returns the guest nick too. */
-async function join(server: Server): Promise<Client & { nick: string }> {
-  const client = await connectClient(server.port);
-  const welcome = await client.lines.next();
-  const match = /^\* welcome, you are (guest\d+)$/.exec(welcome);
-  assert.ok(match, welcome);
-  assert.match(await client.lines.next(), /^\* online \(\d+\): /);
-  assert.equal(await client.lines.next(), "* type /help for commands");
-  return { ...client, nick: match[1] };
+function join(server: Server): Promise<ChatClient> {
+  return joinChat(server.port);
 }
 
-/** Joins and takes a nick; waits until the server confirmed it. */
-async function joinAs(server: Server, nick: string) {
-  const client = await join(server);
-  await client.send(`/nick ${nick}\n`);
-  assert.equal(await client.lines.next(), `* you are now ${nick}`);
-  return client;
+function joinAs(server: Server, nick: string): Promise<ChatClient> {
+  return joinChatAs(server.port, nick);
 }
 
 async function closeAll(server: Server, ...clients: Client[]) {

@@ -276,6 +276,35 @@ export async function connectClient(port: number, hostname = "127.0.0.1"): Promi
   };
 }
 
+/** A client of chat_server.ts, with the guest nick its welcome gave it (or the one it took). */
+export type ChatClient = Client & { nick: string };
+
+/** Connects to chat_server.ts and reads the three welcome lines. */
+export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatClient> {
+  const client = await connectClient(port);
+  const welcome = await client.lines.next(timeoutMs);
+  const guest = /^\* welcome, you are (guest\d+)$/.exec(welcome);
+  if (!guest) throw new Error(`not a chat welcome: ${welcome}`);
+  const online = await client.lines.next(timeoutMs);
+  if (!/^\* online \(\d+\): /.test(online)) throw new Error(`not a /who line: ${online}`);
+  const help = await client.lines.next(timeoutMs);
+  if (help !== "* type /help for commands") throw new Error(`not the welcome's help: ${help}`);
+  return { ...client, nick: guest[1] };
+}
+
+/** joinChat, then `/nick nick`; waits until the server confirmed it. */
+export async function joinChatAs(
+  port: number,
+  nick: string,
+  timeoutMs = 10_000,
+): Promise<ChatClient> {
+  const client = await joinChat(port, timeoutMs);
+  await client.send(`/nick ${nick}\n`);
+  const answer = await client.lines.waitFor(/^\* you are now |^!/, timeoutMs);
+  if (answer !== `* you are now ${nick}`) throw new Error(`/nick ${nick}: ${answer}`);
+  return { ...client, nick };
+}
+
 /**
  * conn's bytes as a stream that does NOT close the connection at EOF (Deno's
  * conn.readable does), so a half-closed peer can still be written to.

@@ -23,9 +23,11 @@
 import assert from "node:assert/strict";
 import { sanitizeText } from "../utils.ts";
 import {
+  type ChatClient,
   type Client,
-  connectClient,
   delay,
+  joinChat,
+  joinChatAs,
   LineReader,
   readableOf,
   run,
@@ -37,24 +39,8 @@ import {
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // as utils.ts decodes
 
-type ChatClient = Client & { nick: string };
-
-async function join(port: number): Promise<ChatClient> {
-  const client = await connectClient(port);
-  const welcome = await client.lines.next(10_000);
-  const match = /^\* welcome, you are (guest\d+)$/.exec(welcome);
-  assert.ok(match, welcome);
-  assert.match(await client.lines.next(10_000), /^\* online \(\d+\): /);
-  assert.equal(await client.lines.next(10_000), "* type /help for commands");
-  return { ...client, nick: match[1] };
-}
-
-async function joinAs(port: number, nick: string): Promise<ChatClient> {
-  const client = await join(port);
-  await client.send(`/nick ${nick}\n`);
-  assert.equal(await client.lines.waitFor(/^\* you are now|^!/, 10_000), `* you are now ${nick}`);
-  return { ...client, nick };
-}
+const join = (port: number) => joinChat(port);
+const joinAs = (port: number, nick: string) => joinChatAs(port, nick);
 
 /** Asks /who until it reports `count` online (bounded); returns the line. */
 async function waitForOnline(client: Client, count: number, timeoutMs = 15_000): Promise<string> {

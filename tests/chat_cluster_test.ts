@@ -676,6 +676,38 @@ clusterTest(
   },
 );
 
+clusterTest("events anyone publishes on the room's channel are sanitised or ignored", async (c) => {
+  const redis = await c.redis();
+  const A = await c.chat(redis);
+  const ann = await c.joinAs(A, "ann");
+  const publish = async (message: string) => {
+    const result = await run("redis-cli", [
+      "-p",
+      String(redis.port),
+      "PUBLISH",
+      "chat:lobby:events",
+      message,
+    ]);
+    assert.equal(result.code, 0, result.stderr);
+  };
+  const evil = (seq: number, event: Record<string, unknown>) =>
+    JSON.stringify({ from: "evil", label: "\x1b[2J", seq, ...event });
+  await publish("not json at all");
+  await publish(evil(1, { type: "roster", nicks: 5 })); // malformed
+  await publish(evil(2, { type: "join", nick: "eve\x1b[1m", line: "* eve\x1b[1m joined" }));
+  await publish(evil(3, { type: "say", line: "<mallory> \x1b[2Jhi\r<ann> I owe you" }));
+  await publish(evil(3, { type: "say", line: "<mallory> a repeat of seq 3" })); // a duplicate
+  assert.equal(await ann.lines.waitFor(/^<mallory>/), "<mallory> \\x1b[2Jhi\\r<ann> I owe you");
+  await ann.send("/who -v\n/ping still\n");
+  assert.equal(
+    await ann.lines.waitFor(/^\* online/),
+    `* online (2): ann [${A.label}], eve\\x1b[1m [\\x1b[2J]`,
+  );
+  assert.equal(await ann.lines.waitFor(/pong/), "* pong still");
+  assert.ok(!ann.lines.text.includes("\x1b"), "no raw ESC reached the client");
+  assert.ok(!ann.lines.text.includes("repeat"), "a repeated sequence number is dropped");
+});
+
 clusterTest("two rooms on one Redis are independent", async (c) => {
   const redis = await c.redis();
   const [A1, A2] = await c.chats(redis, 2, ["--room", "a"]);

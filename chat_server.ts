@@ -82,8 +82,11 @@ export interface RoomOptions {
   maxQueue: number;
   /** 0 disables the idle check. */
   idleTimeoutMs: number;
-  /** Where the operator's console lines go. */
-  log: (line: string) => void;
+  /**
+   * Where the operator's console lines go; `encoded` is `${line}\n` as
+   * UTF-8 when the caller has it already (a relayed line: no second copy).
+   */
+  log: (line: string, encoded?: Uint8Array) => void;
 }
 
 interface Client {
@@ -159,7 +162,7 @@ const MAX_FLUSH_PAUSE_MS = 25;
 const PRESENCE_BATCH_MS = 250;
 // A client past --max-queue that took nothing for this long has stopped reading.
 const STALL_MS = 1000;
-const LOG_BACKLOG_CHARS = 1024 * 1024;
+const LOG_BACKLOG_BYTES = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
   return {
@@ -454,9 +457,9 @@ function whoLine(room: Room, verbose = false, limit = Infinity): string {
 
 /** Tells the local room and every other instance; logs it on the console. */
 function say(room: Room, line: string, except?: Client): void {
-  broadcast(room, line, except);
+  const encoded = broadcast(room, line, except);
   room.cluster?.publish({ type: "say", line });
-  room.options.log(line);
+  room.options.log(line, encoded);
 }
 
 /** Queues one line for one client. */
@@ -464,13 +467,14 @@ function sendTo(client: Client, line: string): void {
   enqueue(client, encoder.encode(`${line}\n`));
 }
 
-/** Queues one line for everyone but `except`, encoded once for all. */
-export function broadcast(room: Room, line: string, except?: Client): void {
+/** Queues one line for everyone but `except`, encoded once for all; returns those bytes. */
+export function broadcast(room: Room, line: string, except?: Client): Uint8Array {
   sealPresence(room); // "* X joined" before anything X says
   const bytes = encoder.encode(`${line}\n`);
   for (const client of room.clients) {
     if (client !== except) enqueue(client, bytes);
   }
+  return bytes;
 }
 
 /**
@@ -483,7 +487,8 @@ export function broadcast(room: Room, line: string, except?: Client): void {
  */
 function announcePresence(room: Room, line: string, newcomer?: Client): void {
   if (room.clients.size <= SMALL_ROOM && room.presence.length === 0) {
-    return broadcast(room, line, newcomer);
+    broadcast(room, line, newcomer);
+    return;
   }
   room.presence.push({ line, newcomer });
   room.presenceTimer ??= setTimeout(() => sealPresence(room), PRESENCE_BATCH_MS);
@@ -727,7 +732,7 @@ function attachConsole(room: Room, stop: () => void): Console {
 }
 
 interface Console {
-  log: (line: string) => void;
+  log: (line: string, encoded?: Uint8Array) => void;
   /** Resolves once every logged line has been written. */
   drained: () => Promise<void>;
 }
@@ -735,30 +740,45 @@ interface Console {
 /**
  * The console log when stdout is a pipe or file: lines are gathered and
  * written once per event-loop turn, not one syscall each, and a reader of
- * that pipe who falls behind costs at most LOG_BACKLOG_CHARS, never the room.
+ * that pipe who falls behind costs at most LOG_BACKLOG_BYTES, never the room.
+ * A relayed line is logged from the bytes already encoded for the room, and
+ * the time prefix is encoded once a second: logging every line of a flood
+ * once cost as much memory as relaying it.
  */
 function batchedLog(): Console {
-  let pending = "";
+  let pending: Uint8Array[] = [];
+  let pendingBytes = 0;
   let dropped = 0;
   let writing: Promise<void> | undefined;
+  let stamp = { second: -1, bytes: new Uint8Array() };
+  const stampBytes = () => {
+    const second = Math.floor(Date.now() / 1000);
+    if (second !== stamp.second) stamp = { second, bytes: encoder.encode(`${timestamp()} `) };
+    return stamp.bytes;
+  };
+  const append = (bytes: Uint8Array) => {
+    pending.push(stampBytes(), bytes);
+    pendingBytes += stamp.bytes.length + bytes.length;
+  };
   const drain = async () => {
-    while (pending) {
-      const text = pending;
-      pending = "";
-      await writeAll(Deno.stdout, encoder.encode(text)).catch(() => {});
+    while (pending.length > 0) {
+      if (dropped) { // said where the gap is, even if nothing is logged after it
+        append(encoder.encode(`(${dropped} console lines dropped: stdout was not being read)\n`));
+        dropped = 0;
+      }
+      const chunk = joinLines(pending);
+      pending = [];
+      pendingBytes = 0;
+      await writeAll(Deno.stdout, chunk).catch(() => {});
     }
     writing = undefined;
   };
-  const log = (line: string) => {
-    if (pending.length > LOG_BACKLOG_CHARS) {
+  const log = (line: string, encoded?: Uint8Array) => {
+    if (pendingBytes > LOG_BACKLOG_BYTES) {
       dropped++;
       return;
     }
-    if (dropped) {
-      pending += `${timestamp()} (${dropped} console lines dropped: stdout was not being read)\n`;
-      dropped = 0;
-    }
-    pending += `${timestamp()} ${line}\n`;
+    append(encoded ?? encoder.encode(`${line}\n`));
     writing ??= new Promise((resolve) => setTimeout(resolve, 0)).then(drain);
   };
   return { log, drained: () => writing ?? Promise.resolve() };

@@ -9,6 +9,7 @@ import {
   joinChat,
   joinChatAs,
   resetAfterSending,
+  ROOT,
   runScript,
   send,
   type Server,
@@ -356,6 +357,43 @@ Deno.test("chat: in a room of over 200, joins and leaves come batched, once each
   const left = watcher.lines.lines.filter((l) => / left$/.test(l));
   assert.equal(left.length, 210);
   await closeAll(server, watcher, newcomer);
+});
+
+Deno.test("chat: a console log nobody reads costs at most 1 MiB and never stalls the room", async () => {
+  const child = new Deno.Command(Deno.execPath(), {
+    args: ["run", "-A", `${ROOT}chat_server.ts`, "--port", "0"],
+    stdin: "null",
+    stdout: "piped",
+    stderr: "piped",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const stderr = child.stderr.pipeTo(new WritableStream());
+  const out = child.stdout.getReader();
+  let head = "";
+  while (!head.includes("\n")) head += new TextDecoder().decode((await out.read()).value);
+  const port = Number(/^listening on 127\.0\.0\.1:(\d+)$/m.exec(head)![1]);
+  // From here on nobody reads the server's stdout: the pipe fills at once.
+  const watcher = await joinChatAs(port, "watcher");
+  const sender = await joinChat(port);
+  const line = "x".repeat(1000);
+  for (let i = 0; i < 40; i++) await sender.send(`${line}\n`.repeat(100));
+  await sender.send("/ping flooded\n");
+  assert.equal(await sender.lines.waitFor(/pong/, 20_000), "* pong flooded");
+  await sync(watcher);
+  assert.equal(watcher.lines.lines.filter((l) => l.startsWith(`<${sender.nick}> x`)).length, 4000);
+  await sender.close();
+  await watcher.close();
+  child.kill("SIGTERM");
+  let logged = 0;
+  let tail = "";
+  for (let chunk = await out.read(); !chunk.done; chunk = await out.read()) {
+    logged += chunk.value.length;
+    tail = (tail + new TextDecoder().decode(chunk.value)).slice(-100_000);
+  }
+  await stderr;
+  assert.equal((await child.status).code, 0);
+  assert.ok(logged < 2.5 * 1024 * 1024, `${logged} bytes logged of 4 MB of chat`);
+  assert.match(tail, /\(\d+ console lines dropped: stdout was not being read\)/);
 });
 
 Deno.test("chat: SIGTERM tells everyone and exits 0", async () => {

@@ -22,6 +22,7 @@ import {
   delay,
   freePort,
   joinChat,
+  joinChatAs,
   ROOT,
   run,
   runScript,
@@ -147,15 +148,9 @@ class Cluster {
 
   /** Joins and takes `nick`; `guest` is the nick it had before. */
   async joinAs(instance: Instance, nick: string): Promise<ChatClient & { guest: string }> {
-    const client = await joinChat(instance.port);
+    const client = await joinChatAs(instance.port, nick, { amidOthers: true });
     this.#clients.push(client);
-    const guest = client.nick;
-    await client.send(`/nick ${nick}\n`);
-    assert.equal(
-      await client.lines.waitFor(/^\* you are now |^!/, 10_000),
-      `* you are now ${nick}`,
-    );
-    return { ...client, nick, guest };
+    return client;
   }
 
   async end(check: boolean): Promise<void> {

@@ -7,9 +7,10 @@
 import assert from "node:assert/strict";
 import { FaultProxy, type Faults } from "./fault_proxy.ts";
 import {
+  type ChatClient,
   type Client,
-  connectClient,
   delay,
+  joinChatAs,
   type Server,
   spawnScript,
   startServer,
@@ -20,18 +21,9 @@ const encoder = new TextEncoder();
 
 // --------------------------------------------------------------- helpers ---
 
-type ChatClient = Client & { nick: string };
-
 /** Joins (the three welcome lines), takes `nick`, waits for the confirmation. */
-async function joinAs(port: number, nick: string): Promise<ChatClient> {
-  const client = await connectClient(port);
-  client.conn.setNoDelay(true);
-  assert.match(await client.lines.next(10_000), /^\* welcome, you are guest\d+$/);
-  assert.match(await client.lines.next(10_000), /^\* online \(\d+\): /);
-  assert.equal(await client.lines.next(10_000), "* type /help for commands");
-  await client.send(`/nick ${nick}\n`);
-  assert.equal(await client.lines.next(10_000), `* you are now ${nick}`);
-  return { ...client, nick };
+function joinAs(port: number, nick: string): Promise<ChatClient> {
+  return joinChatAs(port, nick);
 }
 
 /** Lines received from `nick`, without the "<nick> " prefix. */

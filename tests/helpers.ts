@@ -279,9 +279,13 @@ export async function connectClient(port: number, hostname = "127.0.0.1"): Promi
 /** A client of chat_server.ts, with the guest nick its welcome gave it (or the one it took). */
 export type ChatClient = Client & { nick: string };
 
-/** Connects to chat_server.ts and reads the three welcome lines. */
+/**
+ * Connects to chat_server.ts and reads the three welcome lines. Nagle is
+ * off on the client's side too: tests speak in small lines and time them.
+ */
 export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatClient> {
   const client = await connectClient(port);
+  client.conn.setNoDelay(true);
   const welcome = await client.lines.next(timeoutMs);
   const guest = /^\* welcome, you are (guest\d+)$/.exec(welcome);
   if (!guest) throw new Error(`not a chat welcome: ${welcome}`);
@@ -292,17 +296,23 @@ export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatCl
   return { ...client, nick: guest[1] };
 }
 
-/** joinChat, then `/nick nick`; waits until the server confirmed it. */
+/**
+ * joinChat, then `/nick nick`; the next line must confirm it, or, with
+ * `amidOthers` (others joining or talking meanwhile), the first line that
+ * answers the /nick. `guest` is the nick the welcome gave.
+ */
 export async function joinChatAs(
   port: number,
   nick: string,
-  timeoutMs = 10_000,
-): Promise<ChatClient> {
+  { timeoutMs = 10_000, amidOthers = false } = {},
+): Promise<ChatClient & { guest: string }> {
   const client = await joinChat(port, timeoutMs);
   await client.send(`/nick ${nick}\n`);
-  const answer = await client.lines.waitFor(/^\* you are now |^!/, timeoutMs);
+  const answer = amidOthers
+    ? await client.lines.waitFor(/^\* you are now |^!/, timeoutMs)
+    : await client.lines.next(timeoutMs);
   if (answer !== `* you are now ${nick}`) throw new Error(`/nick ${nick}: ${answer}`);
-  return { ...client, nick };
+  return { ...client, nick, guest: client.nick };
 }
 
 /**

@@ -40,7 +40,7 @@ const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { ignoreBOM: true }); // as utils.ts decodes
 
 const join = (port: number) => joinChat(port);
-const joinAs = (port: number, nick: string) => joinChatAs(port, nick);
+const joinAs = (port: number, nick: string) => joinChatAs(port, nick, { amidOthers: true });
 
 /** Asks /who until it reports `count` online (bounded); returns the line. */
 async function waitForOnline(client: Client, count: number, timeoutMs = 15_000): Promise<string> {

@@ -416,16 +416,9 @@ function trafficRows(
   return rows;
 }
 
-function pacedScenario(
-  ctx: Context,
-  name: string,
-  clients: number,
-  senders: number,
-  rate: number,
-  seconds: number,
-  targets: Partial<Record<string, Target>>,
-): Scenario {
-  const spec: TrafficSpec = {
+/** `senders` each sending 64-byte lines at `rate` a second for `seconds`, then 3 s to drain. */
+function pacedTraffic(senders: number, rate: number, seconds: number): TrafficSpec {
+  return {
     senders,
     lines: Math.round(rate * seconds),
     bytes: 64,
@@ -435,6 +428,18 @@ function pacedScenario(
     maxMs: seconds * 1000 + 3000,
     stallMs: 3000,
   };
+}
+
+function pacedScenario(
+  ctx: Context,
+  name: string,
+  clients: number,
+  senders: number,
+  rate: number,
+  seconds: number,
+  targets: Partial<Record<string, Target>>,
+): Scenario {
+  const spec = pacedTraffic(senders, rate, seconds);
   const offered = senders * rate * (clients - 1);
   return {
     name,
@@ -1073,16 +1078,7 @@ function clusterScenario(
 ): Scenario {
   const senders = 10;
   const rate = 50;
-  const paced: TrafficSpec = {
-    senders,
-    lines: rate * seconds,
-    bytes: 64,
-    rate,
-    batch: 64,
-    drainMs: 3000,
-    maxMs: seconds * 1000 + 3000,
-    stallMs: 3000,
-  };
+  const paced = pacedTraffic(senders, rate, seconds);
   // Paced, every column delivers what is offered (if it can): the latency
   // and CPU it costs. Flat out shows what the instances can deliver at all;
   // 10 x 1000 lines of 64 B is 640 KB per receiver, under chat_server's

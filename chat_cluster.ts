@@ -70,8 +70,10 @@ export interface RemoteUser {
 }
 
 export interface Cluster {
-  /** Users on other instances, as far as this one knows. */
-  remoteUsers(): RemoteUser[];
+  /** Users on other instances, as far as this one knows (walked lazily). */
+  remoteUsers(): Iterable<RemoteUser>;
+  /** How many remoteUsers() would give. */
+  remoteCount(): number;
   findRemote(nick: string): RemoteUser | undefined;
   /** Claims `nick` in the whole room; false if another instance holds it. */
   claim(nick: string): Promise<boolean>;
@@ -131,7 +133,7 @@ async function loadRedisClient(): Promise<typeof import("npm:redis@5")> {
 }
 
 /** The URL with any password masked, for messages. */
-export function displayUrl(url: string): string {
+function displayUrl(url: string): string {
   try {
     const parsed = new URL(url);
     if (parsed.password) parsed.password = "***";
@@ -326,16 +328,17 @@ export async function joinCluster(
   // after its silence passes the limit.
   const watch = setInterval(buryTheSilent, HEARTBEAT_MS / 4);
 
-  const remoteUsers = () => {
-    const users: RemoteUser[] = [];
-    for (const instance of instances.values()) {
-      for (const nick of instance.nicks.values()) users.push({ nick, label: instance.label });
-    }
-    return users;
-  };
-
   return {
-    remoteUsers,
+    *remoteUsers() {
+      for (const instance of instances.values()) {
+        for (const nick of instance.nicks.values()) yield { nick, label: instance.label };
+      }
+    },
+    remoteCount() {
+      let count = 0;
+      for (const instance of instances.values()) count += instance.nicks.size;
+      return count;
+    },
     findRemote(nick) {
       const key = nick.toLowerCase();
       for (const instance of instances.values()) {

@@ -437,7 +437,7 @@ function whoLine(room: Room, verbose = false, limit = Infinity): string {
   // A welcome names the first few to arrive, so a join costs O(1), not a
   // sort and a line as long as the room (10,000 joins would cost O(N^2)).
   const remote = room.cluster?.remoteUsers() ?? [];
-  const total = room.clients.size + remote.length;
+  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
   const people: { nick: string; label: string }[] = [];
   for (const client of room.clients) {
     if (people.length >= limit) break;
@@ -471,8 +471,9 @@ function sendTo(client: Client, line: string): void {
 export function broadcast(room: Room, line: string, except?: Client): Uint8Array {
   sealPresence(room); // "* X joined" before anything X says
   const bytes = encoder.encode(`${line}\n`);
+  const now = performance.now(); // one clock read for all the queues
   for (const client of room.clients) {
-    if (client !== except) enqueue(client, bytes);
+    if (client !== except) enqueue(client, bytes, now);
   }
   return bytes;
 }
@@ -513,9 +514,10 @@ function sealPresence(room: Room): void {
     offset += encoded[i].length;
     if (newcomer) startFor.set(newcomer, offset);
   });
+  const now = performance.now();
   for (const client of room.clients) {
     const start = startFor.get(client) ?? 0;
-    if (start < bytes.length) enqueue(client, start === 0 ? bytes : bytes.subarray(start));
+    if (start < bytes.length) enqueue(client, start === 0 ? bytes : bytes.subarray(start), now);
   }
 }
 
@@ -527,9 +529,8 @@ function sealPresence(room: Room): void {
  * still reading, only late (a burst while its machine was busy), is given
  * up to twice --max-queue.
  */
-function enqueue(client: Client, bytes: Uint8Array): void {
+function enqueue(client: Client, bytes: Uint8Array, now = performance.now()): void {
   if (client.closed) return;
-  const now = performance.now();
   if (client.queued === 0) client.lastProgress = now; // it had caught up
   client.queue.push(bytes);
   client.queued += bytes.length;

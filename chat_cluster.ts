@@ -263,11 +263,7 @@ export async function joinCluster(
         }
         return;
       case "bye":
-        instances.delete(from);
-        for (const nick of instance.nicks.values()) {
-          room.deliver(`* ${nick} left${event.reason ? ` (${event.reason})` : ""}`);
-        }
-        return;
+        return forget(from, event.reason);
       case "join":
         instance.nicks.set(event.nick.toLowerCase(), cleanNick(event.nick));
         return room.deliver(event.line);
@@ -287,15 +283,23 @@ export async function joinCluster(
     }
   };
 
-  /** Instances silent past the limit were killed or cut off: their users left. */
+  /** An instance is gone: its users are shown leaving, for `reason`. */
+  const forget = (id: string, reason: string) => {
+    const instance = instances.get(id);
+    instances.delete(id);
+    for (const nick of instance?.nicks.values() ?? []) {
+      room.deliver(`* ${nick} left${reason ? ` (${reason})` : ""}`);
+    }
+  };
+
+  /** Instances silent past the limit were killed or cut off. */
   const buryTheSilent = () => {
     if (!up) return;
     const now = Date.now();
     for (const [id, instance] of instances) {
       if (now - instance.lastHeard < SILENCE_LIMIT_MS) continue;
-      instances.delete(id);
       buried.add(id);
-      for (const nick of instance.nicks.values()) room.deliver(`* ${nick} left (server lost)`);
+      forget(id, "server lost");
     }
   };
 

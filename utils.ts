@@ -361,16 +361,30 @@ export type LineEvent = string | typeof LINE_TOO_LONG;
 export function createLineSplitter(
   maxLine: number,
 ): (chunk: Uint8Array | null) => LineEvent[] {
+  const split = createByteLineSplitter(maxLine);
+  return (chunk) => split(chunk).map((line) => line === LINE_TOO_LONG ? line : utf8.decode(line));
+}
+
+export type ByteLineEvent = Uint8Array | typeof LINE_TOO_LONG;
+
+/**
+ * createLineSplitter's lines as bytes, undecoded, for a caller that can
+ * relay them as they are. A line may be a view into `chunk`: use it before
+ * reading into that buffer again.
+ */
+export function createByteLineSplitter(
+  maxLine: number,
+): (chunk: Uint8Array | null) => ByteLineEvent[] {
   let partial: Uint8Array | undefined; // bytes of an unfinished line, allocated on demand
   let partialLength = 0;
   let discarding = false; // inside an overlong line, waiting for its newline
-  const finishLine = (line: Uint8Array): LineEvent => {
+  const finishLine = (line: Uint8Array): ByteLineEvent => {
     if (line.at(-1) === 0x0d) line = line.subarray(0, -1);
-    return line.length > maxLine ? LINE_TOO_LONG : utf8.decode(line);
+    return line.length > maxLine ? LINE_TOO_LONG : line;
   };
   return (chunk) => {
     if (chunk === null) {
-      const events: LineEvent[] = discarding || partialLength === 0
+      const events: ByteLineEvent[] = discarding || partialLength === 0
         ? []
         : [finishLine(partial!.subarray(0, partialLength))];
       partial = undefined;
@@ -378,7 +392,7 @@ export function createLineSplitter(
       discarding = false;
       return events;
     }
-    const events: LineEvent[] = [];
+    const events: ByteLineEvent[] = [];
     let start = 0;
     while (start < chunk.length) {
       const newline = chunk.indexOf(NEWLINE, start);
@@ -425,6 +439,18 @@ const UNSAFE_CHARS = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
  */
 export function sanitizeText(text: string): string {
   return text.replace(UNSAFE_CHARS, escapeChar);
+}
+
+/**
+ * True when `bytes` are printable ASCII and tabs only: text sanitizeText
+ * would leave as it is, so it can be relayed without decoding it.
+ */
+export function isPlainAscii(bytes: Uint8Array): boolean {
+  for (let i = 0; i < bytes.length; i++) {
+    const byte = bytes[i];
+    if ((byte < 0x20 && byte !== 0x09) || byte > 0x7e) return false;
+  }
+  return true;
 }
 
 function escapeChar(char: string): string {

@@ -11,6 +11,7 @@ import {
   DEFAULT_PORT,
   Failure,
   formatAddress,
+  isPlainAscii,
   LINE_TOO_LONG,
   type LineEvent,
   listenTcp,
@@ -228,6 +229,23 @@ Deno.test("sanitizeText: tab, Chinese, emoji and ZWJ sequences pass through unto
     ]
   ) {
     assert.equal(sanitizeText(text), text, JSON.stringify(text));
+  }
+});
+
+Deno.test("isPlainAscii: only bytes sanitizeText leaves as they are, and only ASCII", () => {
+  assert.equal(isPlainAscii(encoder.encode("hello, world ~!@#$%^&*()\t")), true);
+  assert.equal(isPlainAscii(new Uint8Array()), true);
+  for (const text of ["\x1b[2J", "bell\x07", "del\x7f", "cr\r", "你好", "é", "\u202e"]) {
+    assert.equal(isPlainAscii(encoder.encode(text)), false, JSON.stringify(text));
+  }
+  assert.equal(isPlainAscii(new Uint8Array([0x61, 0xff])), false, "invalid UTF-8");
+  // Every byte value alone: plain ones come through sanitizeText unchanged.
+  for (let byte = 0; byte < 256; byte++) {
+    const bytes = new Uint8Array([0x61, byte, 0x62]);
+    if (!isPlainAscii(bytes)) continue;
+    const text = new TextDecoder().decode(bytes);
+    assert.equal(sanitizeText(text), text, `byte 0x${byte.toString(16)}`);
+    assert.deepEqual(encoder.encode(text), bytes);
   }
 });
 

@@ -30,8 +30,9 @@ import {
   acceptClient,
   announceListening,
   closeQuietly,
-  createLineSplitter,
+  createByteLineSplitter,
   formatAddress,
+  isPlainAscii,
   LINE_TOO_LONG,
   listenTcp,
   onStopSignal,
@@ -83,10 +84,10 @@ export interface RoomOptions {
   /** 0 disables the idle check. */
   idleTimeoutMs: number;
   /**
-   * Where the operator's console lines go; `encoded` is `${line}\n` as
-   * UTF-8 when the caller has it already (a relayed line: no second copy).
+   * Where the operator's console lines go: a string, or a line already
+   * encoded with its \n (a relayed line: no second copy).
    */
-  log: (line: string, encoded?: Uint8Array) => void;
+  log: (line: string | Uint8Array) => void;
 }
 
 interface Client {
@@ -128,9 +129,14 @@ export interface Room {
    * whose queue holds the very same lines (forgotten after each round).
    */
   lastJoined?: { lines: Uint8Array[]; bytes: Uint8Array };
+  /** Where lines are encoded; see encodeLine. */
+  slab: Uint8Array;
+  slabUsed: number;
   /** Big rooms: join and leave notices waiting to go out together. */
   presence: { line: string; newcomer?: Client }[];
   presenceTimer?: ReturnType<typeof setTimeout>;
+  /** The welcome's names while the room is big; see welcomeWhoLine. */
+  welcomeNames?: string;
   /** This instance's listening address, as /who -v shows it. */
   label: string;
   /** The other instances sharing the room (--redis), if any. */
@@ -138,6 +144,8 @@ export interface Room {
 }
 
 const encoder = new TextEncoder();
+const utf8 = new TextDecoder();
+const NOTHING = new Uint8Array();
 const NICK_PATTERN = /^[\p{L}\p{N}_-]{1,24}$/u;
 const RESERVED_NICKS = new Set(["server"]);
 // Every client keeps a read pending, and the pending read holds its buffer:
@@ -158,10 +166,20 @@ const SMALL_ROOM = 200;
 // The longest pause between rounds, whatever the room's size.
 const MAX_FLUSH_PAUSE_MS = 25;
 // In a room bigger than SMALL_ROOM, joins and leaves are announced in
-// batches at most this old; see announcePresence.
+// batches at most this old; see announcePresence. A batch costs one write
+// per person, so a bigger room waits longer: enough for its batches to take
+// at most PRESENCE_WRITES_PER_SECOND, never more than the longest wait.
 const PRESENCE_BATCH_MS = 250;
+const PRESENCE_BATCH_MAX_MS = 2000;
+const PRESENCE_WRITES_PER_SECOND = 5000;
+// A batch names this many joins and leaves; the rest it counts.
+const PRESENCE_NAMED = 10;
 // A client past --max-queue that took nothing for this long has stopped reading.
 const STALL_MS = 1000;
+// Outgoing lines are encoded into shared slabs of this size, one allocation
+// per slab instead of one per line; a line over a quarter of it gets its own.
+const SLAB_BYTES = 64 * 1024;
+const NEWLINE = 0x0a;
 const LOG_BACKLOG_BYTES = 1024 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
@@ -174,6 +192,8 @@ export function createRoom(options: RoomOptions): Room {
     dirty: [],
     flushScheduled: false,
     nextFlushAt: 0,
+    slab: new Uint8Array(SLAB_BYTES),
+    slabUsed: 0,
     presence: [],
     label: "",
   };
@@ -207,7 +227,7 @@ function turnAway(conn: Deno.TcpConn): void {
 
 async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
   const client = await join(room, conn);
-  const splitLines = createLineSplitter(room.options.maxLine);
+  const splitLines = createByteLineSplitter(room.options.maxLine);
   let buffer = new Uint8Array(READ_BUFFER_MIN);
   try {
     while (!client.gone) {
@@ -266,7 +286,7 @@ async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
   room.clients.add(client);
   room.nicks.set(client.nick.toLowerCase(), client);
   sendTo(client, `* welcome, you are ${client.nick}`);
-  sendTo(client, whoLine(room, false, WELCOME_WHO_LIMIT));
+  sendTo(client, welcomeWhoLine(room));
   sendTo(client, "* type /help for commands");
   writeQueued(client); // the welcome leaves now, not with the next (paced) round
   const notice = `* ${client.nick} joined`;
@@ -306,6 +326,7 @@ function leave(room: Room, client: Client, reason: string): void {
   if (client.gone) return;
   client.gone = true;
   room.clients.delete(client);
+  room.welcomeNames = undefined;
   room.nicks.delete(client.nick.toLowerCase());
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
   if (!room.closing) {
@@ -322,12 +343,13 @@ function leave(room: Room, client: Client, reason: string): void {
 // ---------------------------------------------------------------- lines ---
 
 /** Handles one line; returns a promise only when it had to ask the cluster. */
-function handleLine(room: Room, client: Client, raw: string): Promise<void> | void {
-  const line = sanitizeText(raw);
-  if (line.trim() === "") return;
+function handleLine(room: Room, client: Client, raw: Uint8Array): Promise<void> | void {
   // Whatever the client sees next follows the joins and leaves before its
   // line: a /who or /ping answer never overtakes them.
   sealPresence(room);
+  if (isPlainChat(raw)) return sayPlain(room, client, raw);
+  const line = sanitizeText(utf8.decode(raw));
+  if (line.trim() === "") return;
   if (!line.startsWith("/")) return say(room, `<${client.nick}> ${line}`, client);
   const [command, rest] = splitWord(line);
   switch (command) {
@@ -404,6 +426,7 @@ function changeNick(room: Room, client: Client, nick: string): void {
   room.nicks.delete(old.toLowerCase());
   room.nicks.set(nick.toLowerCase(), client);
   client.nick = nick;
+  room.welcomeNames = undefined;
   if (old.toLowerCase() !== nick.toLowerCase()) room.cluster?.release(old);
   const notice = `* ${old} is now ${nick}`;
   broadcast(room, notice, client);
@@ -426,31 +449,49 @@ function privateMessage(room: Room, client: Client, rest: string): void {
   room.options.log(`* ${client.nick} sent a private message to ${name}`);
 }
 
+/** "* online (N): a, b, c", everyone in the room on every instance. */
+function whoLine(room: Room, verbose = false): string {
+  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
+  return `* online (${total}): ${sortedNames(room, verbose)}`;
+}
+
 /** A newcomer's welcome names this many; /who names everyone. */
 const WELCOME_WHO_LIMIT = 30;
 
 /**
- * "* online (N): a, b, c", everyone in the room on every instance; with
+ * The welcome's who line names the first few to arrive, so a join costs
+ * O(1), not a line as long as the room (10,000 joins would cost O(N^2)).
+ * Once the room has more than that, a join leaves those names as they were:
+ * they are kept, and forgotten on a leave or a rename.
+ */
+function welcomeWhoLine(room: Room): string {
+  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
+  const names = room.clients.size > WELCOME_WHO_LIMIT
+    ? room.welcomeNames ??= sortedNames(room, false, WELCOME_WHO_LIMIT)
+    : sortedNames(room, false, WELCOME_WHO_LIMIT);
+  const more = total > WELCOME_WHO_LIMIT
+    ? ` and ${total - WELCOME_WHO_LIMIT} more (/who lists all)`
+    : "";
+  return `* online (${total}): ${names}${more}`;
+}
+
+/**
+ * "a, b, c": the first `limit` people (local ones first), sorted; with
  * `verbose` each nick is followed by its instance's address.
  */
-function whoLine(room: Room, verbose = false, limit = Infinity): string {
-  // A welcome names the first few to arrive, so a join costs O(1), not a
-  // sort and a line as long as the room (10,000 joins would cost O(N^2)).
-  const remote = room.cluster?.remoteUsers() ?? [];
-  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
-  const people: { nick: string; label: string }[] = [];
+function sortedNames(room: Room, verbose: boolean, limit = Infinity): string {
+  const names: string[] = [];
+  const add = (nick: string, label: string) => names.push(verbose ? `${nick} [${label}]` : nick);
   for (const client of room.clients) {
-    if (people.length >= limit) break;
-    people.push({ nick: client.nick, label: room.label });
+    if (names.length >= limit) break;
+    add(client.nick, room.label);
   }
-  for (const user of remote) {
-    if (people.length >= limit) break;
-    people.push(user);
+  for (const user of room.cluster?.remoteUsers() ?? []) {
+    if (names.length >= limit) break;
+    add(user.nick, user.label);
   }
-  people.sort((a, b) => a.nick < b.nick ? -1 : a.nick > b.nick ? 1 : 0);
-  const names = people.map((p) => verbose ? `${p.nick} [${p.label}]` : p.nick);
-  const more = total > names.length ? ` and ${total - names.length} more (/who lists all)` : "";
-  return `* online (${total}): ${names.join(", ")}${more}`;
+  // By code unit, like the nicks alone: " [" sorts before any nick character.
+  return names.sort().join(", ");
 }
 
 // --------------------------------------------------------------- output ---
@@ -459,18 +500,46 @@ function whoLine(room: Room, verbose = false, limit = Infinity): string {
 function say(room: Room, line: string, except?: Client): void {
   const encoded = broadcast(room, line, except);
   room.cluster?.publish({ type: "say", line });
-  room.options.log(line, encoded);
+  room.options.log(encoded);
+}
+
+/**
+ * A chat line of printable ASCII (most of them) needs no decoding, no
+ * sanitising and no encoding: its bytes are relayed as they came, after the
+ * sender's name. Anything else (commands, blank lines, UTF-8, control
+ * characters) takes the way through strings.
+ */
+function isPlainChat(raw: Uint8Array): boolean {
+  return raw.length > 0 && raw[0] !== 0x2f && !isBlank(raw) && isPlainAscii(raw);
+}
+
+function isBlank(raw: Uint8Array): boolean {
+  return raw.every((byte) => byte === 0x20 || byte === 0x09);
+}
+
+function sayPlain(room: Room, client: Client, text: Uint8Array): void {
+  const prefix = `<${client.nick}> `;
+  const out = reserve(room, prefix.length * 3 + text.length + 1);
+  const { written } = encoder.encodeInto(prefix, out);
+  out.set(text, written);
+  const line = shrink(room, out, written + text.length);
+  broadcastBytes(room, line, client);
+  room.cluster?.publish({ type: "say", line: utf8.decode(line.subarray(0, -1)) });
+  room.options.log(line);
 }
 
 /** Queues one line for one client. */
 function sendTo(client: Client, line: string): void {
-  enqueue(client, encoder.encode(`${line}\n`));
+  enqueue(client, encodeLine(client.room, line));
 }
 
 /** Queues one line for everyone but `except`, encoded once for all; returns those bytes. */
 export function broadcast(room: Room, line: string, except?: Client): Uint8Array {
+  return broadcastBytes(room, encodeLine(room, line), except);
+}
+
+function broadcastBytes(room: Room, bytes: Uint8Array, except?: Client): Uint8Array {
   sealPresence(room); // "* X joined" before anything X says
-  const bytes = encoder.encode(`${line}\n`);
   const now = performance.now(); // one clock read for all the queues
   for (const client of room.clients) {
     if (client !== except) enqueue(client, bytes, now);
@@ -479,8 +548,39 @@ export function broadcast(room: Room, line: string, except?: Client): Uint8Array
 }
 
 /**
+ * `${line}\n` as UTF-8, in the room's slab. Lines encoded one after the
+ * other lie side by side there, so a client's queue of them is usually one
+ * run of bytes, written without joining; see takeQueue.
+ */
+function encodeLine(room: Room, line: string): Uint8Array {
+  const most = line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
+  if (most > SLAB_BYTES / 4) return encoder.encode(`${line}\n`);
+  const out = reserve(room, most);
+  return shrink(room, out, encoder.encodeInto(line, out).written);
+}
+
+/** Room for `most` bytes: the rest of the slab, or a new slab, or their own. */
+function reserve(room: Room, most: number): Uint8Array {
+  if (most > SLAB_BYTES / 4) return new Uint8Array(most);
+  if (room.slabUsed + most > SLAB_BYTES) {
+    room.slab = new Uint8Array(SLAB_BYTES); // the old one lives on in the views of it
+    room.slabUsed = 0;
+  }
+  return room.slab.subarray(room.slabUsed);
+}
+
+/** Ends the line reserved as `out` after `length` bytes with \n; keeps only that much. */
+function shrink(room: Room, out: Uint8Array, length: number): Uint8Array {
+  out[length] = NEWLINE;
+  if (out.buffer !== room.slab.buffer) return out.subarray(0, length + 1);
+  const start = room.slabUsed;
+  room.slabUsed += length + 1;
+  return room.slab.subarray(start, room.slabUsed);
+}
+
+/**
  * Announces a join or a leave: at once in a small room; in a big one,
- * gathered for up to PRESENCE_BATCH_MS and sent as one buffer shared by
+ * gathered for up to presenceWait() and sent as one buffer shared by
  * everyone. Filling a room of N people announces N joins to up to N people
  * each: one write per person per notice made that O(N^2) in writes and in
  * the memory their churn leaves behind; batched, it is a write per person
@@ -492,13 +592,21 @@ function announcePresence(room: Room, line: string, newcomer?: Client): void {
     return;
   }
   room.presence.push({ line, newcomer });
-  room.presenceTimer ??= setTimeout(() => sealPresence(room), PRESENCE_BATCH_MS);
+  room.presenceTimer ??= setTimeout(() => sealPresence(room), presenceWait(room));
+}
+
+function presenceWait(room: Room): number {
+  const budget = (room.clients.size / PRESENCE_WRITES_PER_SECOND) * 1000;
+  return Math.min(PRESENCE_BATCH_MAX_MS, Math.max(PRESENCE_BATCH_MS, budget));
 }
 
 /**
- * Queues the gathered join and leave notices for everyone, encoded once. A
- * newcomer gets only those after its own join: its welcome already named
- * everyone before it.
+ * Queues the gathered join and leave notices for everyone, encoded once:
+ * the first PRESENCE_NAMED by name, the rest counted in one line. Naming
+ * them all would send everyone a line per newcomer: 5,000 joins into a room
+ * of 10,000 made a gigabyte of notices, and the memory of queueing them.
+ * A newcomer gets only what came after its own join: its welcome already
+ * counted everyone before it.
  */
 function sealPresence(room: Room): void {
   if (room.presence.length === 0) return;
@@ -506,19 +614,34 @@ function sealPresence(room: Room): void {
   room.presenceTimer = undefined;
   const batch = room.presence;
   room.presence = [];
-  const encoded = batch.map(({ line }) => encoder.encode(`${line}\n`));
-  const bytes = joinLines(encoded);
-  const startFor = new Map<Client, number>();
+  const named = batch.slice(0, PRESENCE_NAMED).map(({ line }) => encodeLine(room, line));
+  const counted = batch.slice(PRESENCE_NAMED);
+  const joins = counted.filter(({ newcomer }) => newcomer).length;
+  const total = presenceCount(room, joins, counted.length - joins);
+  const bytes = joinLines([...named, total]);
+  const shareOf = new Map<Client, Uint8Array>();
   let offset = 0;
-  batch.forEach(({ newcomer }, i) => {
-    offset += encoded[i].length;
-    if (newcomer) startFor.set(newcomer, offset);
+  named.forEach((line, i) => {
+    offset += line.length;
+    const { newcomer } = batch[i];
+    if (newcomer) shareOf.set(newcomer, bytes.subarray(offset));
   });
+  // A counted newcomer gets nothing of it: its count includes those before it.
+  for (const { newcomer } of counted) if (newcomer) shareOf.set(newcomer, NOTHING);
   const now = performance.now();
   for (const client of room.clients) {
-    const start = startFor.get(client) ?? 0;
-    if (start < bytes.length) enqueue(client, start === 0 ? bytes : bytes.subarray(start), now);
+    const share = shareOf.get(client) ?? bytes;
+    if (share.length > 0) enqueue(client, share, now);
   }
+}
+
+/** "* 12 more joined, 3 more left (/who lists everyone)", encoded; empty for none. */
+function presenceCount(room: Room, joined: number, left: number): Uint8Array {
+  const counts = [];
+  if (joined > 0) counts.push(`${joined} more joined`);
+  if (left > 0) counts.push(`${left} more left`);
+  if (counts.length === 0) return NOTHING;
+  return encodeLine(room, `* ${counts.join(", ")} (/who lists everyone)`);
 }
 
 /**
@@ -639,14 +762,26 @@ function sameLines(a: Uint8Array[], b: Uint8Array[]): boolean {
   return true;
 }
 
-function joinLines(queue: Uint8Array[]): Uint8Array {
+/**
+ * The lines as one buffer: a view of them where they lie side by side in
+ * one slab (lines encoded one after the other, the usual case), else a copy.
+ */
+function joinLines(lines: Uint8Array[]): Uint8Array {
+  const pieces = lines.filter((line) => line.length > 0);
+  if (pieces.length === 0) return NOTHING;
+  const first = pieces[0];
   let total = 0;
-  for (const bytes of queue) total += bytes.length;
+  let adjacent = true;
+  for (const piece of pieces) {
+    adjacent &&= piece.buffer === first.buffer && piece.byteOffset === first.byteOffset + total;
+    total += piece.length;
+  }
+  if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, total);
   const joined = new Uint8Array(total);
   let offset = 0;
-  for (const bytes of queue) {
-    joined.set(bytes, offset);
-    offset += bytes.length;
+  for (const piece of pieces) {
+    joined.set(piece, offset);
+    offset += piece.length;
   }
   return joined;
 }
@@ -724,16 +859,17 @@ function attachConsole(room: Room, stop: () => void): Console {
     input.prompt();
   }
   if (!tty) return batchedLog();
-  const log = (line: string) => {
+  const log = (line: string | Uint8Array) => {
+    const text = typeof line === "string" ? line : utf8.decode(line.subarray(0, -1));
     process.stdout.write("\r\x1b[K"); // clear the prompt line, print above it
-    console.log(`${paint("dim", timestamp())} ${colourLine(line)}`);
+    console.log(`${paint("dim", timestamp())} ${colourLine(text)}`);
     input.prompt(true);
   };
   return { log, drained: () => Promise.resolve() };
 }
 
 interface Console {
-  log: (line: string, encoded?: Uint8Array) => void;
+  log: (line: string | Uint8Array) => void;
   /** Resolves once every logged line has been written. */
   drained: () => Promise<void>;
 }
@@ -774,12 +910,12 @@ function batchedLog(): Console {
     }
     writing = undefined;
   };
-  const log = (line: string, encoded?: Uint8Array) => {
+  const log = (line: string | Uint8Array) => {
     if (pendingBytes > LOG_BACKLOG_BYTES) {
       dropped++;
       return;
     }
-    append(encoded ?? encoder.encode(`${line}\n`));
+    append(typeof line === "string" ? encoder.encode(`${line}\n`) : line);
     writing ??= new Promise((resolve) => setTimeout(resolve, 0)).then(drain);
   };
   return { log, drained: () => writing ?? Promise.resolve() };

@@ -297,6 +297,27 @@ export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatCl
 }
 
 /**
+ * Joins and leaves a chat client was told of: `* NAME joined` lines count one
+ * each, and a big room's `* 12 more joined, 3 more left (...)` its numbers.
+ */
+export function presenceCounts(lines: string[]): { joined: number; left: number } {
+  let joined = 0;
+  let left = 0;
+  for (const line of lines) {
+    if (/^\* \S+ joined$/.test(line)) joined++;
+    if (/^\* \S+ left( \(.*\))?$/.test(line)) left++;
+    const counted =
+      /^\* (?:(\d+) more joined)?(?:, )?(?:(\d+) more left)? \(\/who lists everyone\)$/
+        .exec(line);
+    if (counted) {
+      joined += Number(counted[1] ?? 0);
+      left += Number(counted[2] ?? 0);
+    }
+  }
+  return { joined, left };
+}
+
+/**
  * joinChat, then `/nick nick`; the next line must confirm it, or, with
  * `amidOthers` (others joining or talking meanwhile), the first line that
  * answers the /nick. `guest` is the nick the welcome gave.

@@ -368,6 +368,26 @@ export function createLineSplitter(
 export type ByteLineEvent = Uint8Array | typeof LINE_TOO_LONG;
 
 /**
+ * A buffer holding `used` bytes with room for `more`: `buffer` if it has it,
+ * else a bigger copy (doubling, at most `most`). Sized to the fragments it
+ * holds, not to the longest line: a busy sender's lines are cut at almost
+ * every read, and a buffer of --max-line bytes each time was most of what
+ * relaying a push allocated.
+ */
+function roomFor(
+  buffer: Uint8Array | undefined,
+  used: number,
+  more: number,
+  most: number,
+): Uint8Array {
+  const needed = used + more;
+  if (buffer && buffer.length >= needed) return buffer;
+  const grown = new Uint8Array(Math.min(most, Math.max(256, 2 * needed)));
+  if (buffer) grown.set(buffer.subarray(0, used));
+  return grown;
+}
+
+/**
  * createLineSplitter's lines as bytes, undecoded, for a caller that can
  * relay them as they are. A line may be a view into `chunk`: use it before
  * reading into that buffer again.
@@ -405,14 +425,15 @@ export function createByteLineSplitter(
         partialLength = 0;
         discarding = newline === -1;
       } else if (newline === -1) {
-        partial ??= new Uint8Array(maxLine + 1);
+        partial = roomFor(partial, partialLength, end - start, maxLine + 1);
         partial.set(chunk.subarray(start, end), partialLength);
         partialLength += end - start;
       } else {
         let line = chunk.subarray(start, end);
         if (partialLength > 0) {
-          partial!.set(line, partialLength);
-          line = partial!.subarray(0, partialLength + line.length);
+          partial = roomFor(partial, partialLength, line.length, maxLine + 1);
+          partial.set(line, partialLength);
+          line = partial.subarray(0, partialLength + line.length);
           partial = undefined;
           partialLength = 0;
         }

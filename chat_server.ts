@@ -152,7 +152,7 @@ const RESERVED_NICKS = new Set(["server"]);
 // a small one keeps an idle client cheap; a client that fills it (a busy
 // sender, a paste) gets a bigger one, and a small one again once its reads
 // are small. (64 KiB reads relayed faster but left far more heap behind.)
-const READ_BUFFER_MIN = 512;
+const READ_BUFFER_MIN = 128;
 const READ_BUFFER_MAX = 4096;
 const FAREWELL_FLUSH_MS = 2000;
 // How many writes a second a busy room aims at; see flushDirty. Each write
@@ -181,6 +181,10 @@ const STALL_MS = 1000;
 const SLAB_BYTES = 64 * 1024;
 const NEWLINE = 0x0a;
 const LOG_BACKLOG_BYTES = 1024 * 1024;
+// A console log going to a pipe or file is written at most this late. Each
+// write wakes whoever reads the pipe: at a thousand lines a second, a write
+// per event-loop turn kept a third process busy on the room's cores.
+const LOG_FLUSH_MS = 50;
 
 export function createRoom(options: RoomOptions): Room {
   return {
@@ -876,7 +880,7 @@ interface Console {
 
 /**
  * The console log when stdout is a pipe or file: lines are gathered and
- * written once per event-loop turn, not one syscall each, and a reader of
+ * written every LOG_FLUSH_MS, not one syscall each, and a reader of
  * that pipe who falls behind costs at most LOG_BACKLOG_BYTES, never the room.
  * A relayed line is logged from the bytes already encoded for the room, and
  * the time prefix is encoded once a second: logging every line of a flood
@@ -916,7 +920,7 @@ function batchedLog(): Console {
       return;
     }
     append(typeof line === "string" ? encoder.encode(`${line}\n`) : line);
-    writing ??= new Promise((resolve) => setTimeout(resolve, 0)).then(drain);
+    writing ??= delay(LOG_FLUSH_MS).then(drain);
   };
   return { log, drained: () => writing ?? Promise.resolve() };
 }

@@ -14,8 +14,9 @@
 // Here many clients chat at once in full duplex, like the Go book's chat
 // server: each client has its own reader loop and its own bounded output
 // queue, and one room object owns the client set. Broadcasting only appends
-// to queues, so one slow reader never stalls the room; it is dropped when
-// its queue passes --max-queue. The operator's console (the note's input())
+// to queues, so a reader that stops never stalls the room: it is dropped
+// when its queue passes --max-queue. (One that is only behind, but reading,
+// is waited for.) The operator's console (the note's input())
 // speaks to everyone as <server>. With --redis, several instances are one
 // room (chat_cluster.ts, loaded only then).
 //
@@ -60,9 +61,10 @@ options:
   -p, --port P          port to listen on (default 8080; 0 picks any free port)
   --max-clients N       clients at once; a newcomer past it gets "! server full" (default 10000)
   --max-line BYTES      longest line accepted; longer ones get "! line too long" (default 4096)
-  --max-queue BYTES     unsent output a client may leave unread: past it, a client that
-                        took nothing for 1 s is dropped as too slow, and one still
-                        reading is given up to twice it (default 1048576)
+  --max-queue BYTES     unsent output a client may leave unread: past it, senders wait
+                        for a client that took output in the last 0.1 s; one that
+                        took nothing for 1 s, or left twice it unread, is dropped as
+                        too slow (default 1048576)
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
@@ -93,7 +95,6 @@ export interface RoomOptions {
 interface Client {
   room: Room;
   conn: Deno.TcpConn;
-  peer: string;
   nick: string;
   /** Encoded lines waiting to be written, oldest first. */
   queue: Uint8Array[];
@@ -121,6 +122,10 @@ export interface Room {
   closing: boolean;
   /** Clients with output waiting for the next flush. */
   dirty: Client[];
+  /** Clients with more than --max-queue unsent; see HOLD_MS. */
+  backlogged: Set<Client>;
+  /** While the room waits for readers that are behind: resolves when it stops. */
+  hold?: { done: Promise<void>; release: () => void; timer: ReturnType<typeof setInterval> };
   flushScheduled: boolean;
   /** performance.now() before which the next flush should not start. */
   nextFlushAt: number;
@@ -176,6 +181,12 @@ const PRESENCE_WRITES_PER_SECOND = 5000;
 const PRESENCE_NAMED = 10;
 // A client past --max-queue that took nothing for this long has stopped reading.
 const STALL_MS = 1000;
+// A client past --max-queue that took something in the last HOLD_MS is only
+// behind: the room stops reading from its senders until it catches up (TCP
+// then slows them down), rather than queue without end or drop a reader
+// that is reading. One that took nothing for that long is not waited for.
+const HOLD_MS = 100;
+const HOLD_CHECK_MS = 10;
 // Outgoing lines are encoded into shared slabs of this size, one allocation
 // per slab instead of one per line; a line over a quarter of it gets its own.
 const SLAB_BYTES = 64 * 1024;
@@ -194,6 +205,7 @@ export function createRoom(options: RoomOptions): Room {
     nextGuest: 1,
     closing: false,
     dirty: [],
+    backlogged: new Set(),
     flushScheduled: false,
     nextFlushAt: 0,
     slab: new Uint8Array(SLAB_BYTES),
@@ -235,6 +247,8 @@ async function handleClient(room: Room, conn: Deno.TcpConn): Promise<void> {
   let buffer = new Uint8Array(READ_BUFFER_MIN);
   try {
     while (!client.gone) {
+      if (room.backlogged.size > 0) await readersCaughtUp(room);
+      if (client.gone) break;
       const n = await conn.read(buffer);
       if (n === null) break;
       client.lastHeard = Date.now();
@@ -276,7 +290,6 @@ async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
   const client: Client = {
     room,
     conn,
-    peer: formatAddress(conn.remoteAddr),
     nick,
     queue: [],
     queued: 0,
@@ -296,7 +309,7 @@ async function join(room: Room, conn: Deno.TcpConn): Promise<Client> {
   const notice = `* ${client.nick} joined`;
   announcePresence(room, notice, client);
   room.cluster?.publish({ type: "join", nick: client.nick, line: notice });
-  room.options.log(`${notice} from ${client.peer}`);
+  room.options.log(`${notice} from ${formatAddress(conn.remoteAddr)}`);
   return client;
 }
 
@@ -330,6 +343,7 @@ function leave(room: Room, client: Client, reason: string): void {
   if (client.gone) return;
   client.gone = true;
   room.clients.delete(client);
+  if (room.backlogged.delete(client)) checkHold(room); // a leaver is not waited for
   room.welcomeNames = undefined;
   room.nicks.delete(client.nick.toLowerCase());
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
@@ -554,7 +568,7 @@ function broadcastBytes(room: Room, bytes: Uint8Array, except?: Client): Uint8Ar
 /**
  * `${line}\n` as UTF-8, in the room's slab. Lines encoded one after the
  * other lie side by side there, so a client's queue of them is usually one
- * run of bytes, written without joining; see takeQueue.
+ * run of bytes, written without copying; see joinLines.
  */
 function encodeLine(room: Room, line: string): Uint8Array {
   const most = line.length * 3 + 1; // UTF-8 takes at most 3 bytes per UTF-16 unit
@@ -609,8 +623,8 @@ function presenceWait(room: Room): number {
  * the first PRESENCE_NAMED by name, the rest counted in one line. Naming
  * them all would send everyone a line per newcomer: 5,000 joins into a room
  * of 10,000 made a gigabyte of notices, and the memory of queueing them.
- * A newcomer gets only what came after its own join: its welcome already
- * counted everyone before it.
+ * A newcomer gets only what came after its own join (its welcome already
+ * counted everyone before it), so one counted in the batch gets none of it.
  */
 function sealPresence(room: Room): void {
   if (room.presence.length === 0) return;
@@ -630,7 +644,6 @@ function sealPresence(room: Room): void {
     const { newcomer } = batch[i];
     if (newcomer) shareOf.set(newcomer, bytes.subarray(offset));
   });
-  // A counted newcomer gets nothing of it: its count includes those before it.
   for (const { newcomer } of counted) if (newcomer) shareOf.set(newcomer, NOTHING);
   const now = performance.now();
   for (const client of room.clients) {
@@ -652,9 +665,10 @@ function presenceCount(room: Room, joined: number, left: number): Uint8Array {
  * Appends to the client's queue and marks it for the next flush. Never
  * awaits: a client that stops reading only fills its own queue (TCP's own
  * buffers have filled by then, so the queue is what it has refused to
- * read). Past --max-queue it is dropped if it took nothing for STALL_MS; one
- * still reading, only late (a burst while its machine was busy), is given
- * up to twice --max-queue.
+ * read). Past --max-queue the room's senders wait for it while it is still
+ * taking output (HOLD_MS); it is dropped if it took nothing for STALL_MS,
+ * or once it is twice --max-queue behind, which only one the room no
+ * longer waits for can reach.
  */
 function enqueue(client: Client, bytes: Uint8Array, now = performance.now()): void {
   if (client.closed) return;
@@ -662,6 +676,7 @@ function enqueue(client: Client, bytes: Uint8Array, now = performance.now()): vo
   client.queue.push(bytes);
   client.queued += bytes.length;
   const { maxQueue } = client.room.options;
+  if (client.queued > maxQueue) client.room.backlogged.add(client);
   if (
     client.queued > maxQueue &&
     (client.queued > 2 * maxQueue || now - client.lastProgress > STALL_MS)
@@ -736,6 +751,9 @@ async function writeQueued(client: Client): Promise<void> {
   }
   client.queued -= chunk.length;
   client.writing = false;
+  if (client.queued <= client.room.options.maxQueue && client.room.backlogged.delete(client)) {
+    checkHold(client.room);
+  }
   if (client.queue.length > 0) markDirty(client);
   else if (client.gone) closeClient(client);
 }
@@ -771,19 +789,20 @@ function sameLines(a: Uint8Array[], b: Uint8Array[]): boolean {
  * one slab (lines encoded one after the other, the usual case), else a copy.
  */
 function joinLines(lines: Uint8Array[]): Uint8Array {
-  const pieces = lines.filter((line) => line.length > 0);
-  if (pieces.length === 0) return NOTHING;
-  const first = pieces[0];
+  let first: Uint8Array | undefined;
   let total = 0;
   let adjacent = true;
-  for (const piece of pieces) {
+  for (const piece of lines) {
+    if (piece.length === 0) continue;
+    first ??= piece;
     adjacent &&= piece.buffer === first.buffer && piece.byteOffset === first.byteOffset + total;
     total += piece.length;
   }
+  if (!first) return NOTHING;
   if (adjacent) return new Uint8Array(first.buffer, first.byteOffset, total);
   const joined = new Uint8Array(total);
   let offset = 0;
-  for (const piece of pieces) {
+  for (const piece of lines) {
     joined.set(piece, offset);
     offset += piece.length;
   }
@@ -793,7 +812,37 @@ function joinLines(lines: Uint8Array[]): Uint8Array {
 function closeClient(client: Client): void {
   client.closed = true;
   client.queue = [];
+  if (client.room.backlogged.delete(client)) checkHold(client.room);
   closeQuietly(client.conn);
+}
+
+/**
+ * Resolves when no client the room waits for (see HOLD_MS) is past
+ * --max-queue: every sender's reader loop waits here before its next read.
+ */
+function readersCaughtUp(room: Room): Promise<void> | void {
+  if (room.hold) return room.hold.done;
+  if (!isHeld(room)) return;
+  const { promise, resolve } = Promise.withResolvers<void>();
+  const timer = setInterval(() => checkHold(room), HOLD_CHECK_MS);
+  room.hold = { done: promise, release: resolve, timer };
+  return promise;
+}
+
+/** Lets the senders go on once nobody is waited for (now, or at shutdown). */
+function checkHold(room: Room): void {
+  if (!room.hold || (!room.closing && isHeld(room))) return;
+  clearInterval(room.hold.timer);
+  room.hold.release();
+  room.hold = undefined;
+}
+
+function isHeld(room: Room): boolean {
+  const now = performance.now();
+  for (const client of room.backlogged) {
+    if (now - client.lastProgress < HOLD_MS) return true;
+  }
+  return false;
 }
 
 // ------------------------------------------------------- idle, shutdown ---
@@ -821,6 +870,7 @@ function watchIdle(room: Room): () => void {
 export async function shutdown(room: Room, listener: Deno.TcpListener): Promise<void> {
   if (room.closing) return;
   room.closing = true;
+  checkHold(room);
   closeQuietly(listener);
   broadcast(room, "* server shutting down");
   room.options.log("* server shutting down");

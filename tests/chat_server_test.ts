@@ -291,6 +291,62 @@ Deno.test("chat: a reader that stops reading is dropped; the others get all 20 M
   await closeAll(server, sender, reader);
 });
 
+// A reader that stops for a moment now and then (a busy machine, a GC
+// pause) falls behind a flood by far more than --max-queue: the room waits
+// for it (TCP slows the sender) as long as it took something in the last
+// 100 ms, while one that stopped for good is dropped as before.
+Deno.test("chat: a reader that pauses during a flood is waited for; one that stopped is dropped", async () => {
+  const server = await startServer("chat_server.ts", ["--max-queue", "65536"]);
+  const sender = await joinAs(server, "sender");
+  const behind = await Deno.connect({ port: server.port }); // reads, with pauses
+  const stuck = await Deno.connect({ port: server.port }); // never reads
+  await send(stuck, "/nick stuck\n");
+  await sender.lines.waitFor("is now stuck");
+  const lines = 12_000; // ~12 MB: more than the kernel's buffers hold
+  const pad = "y".repeat(1000);
+  let next = 0;
+  const reading = (async () => {
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(64 * 1024);
+    let text = "";
+    let taken = 0;
+    while (next < lines) {
+      const n = await behind.read(buffer);
+      if (n === null) throw new Error(`closed after ${next} lines`);
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+      const parts = text.split("\n");
+      text = parts.pop()!;
+      for (const line of parts) {
+        if (!line.startsWith("<sender> ")) continue;
+        assert.equal(line, `<sender> ${next} ${pad}`, "lines whole and in order");
+        next++;
+      }
+      taken += n;
+      if (taken > 1024 * 1024) {
+        taken = 0;
+        await delay(50); // a pause: a megabyte or more of the flood piles up meanwhile
+      }
+    }
+  })();
+  for (let i = 0; i < lines; i += 500) {
+    await sender.send(
+      Array.from({ length: 500 }, (_, k) => `${i + k} ${pad}\n`).join(""),
+    );
+  }
+  await reading;
+  assert.equal(next, lines);
+  assert.equal(await sender.lines.waitFor("stuck left"), "* stuck left (too slow)");
+  assert.doesNotMatch(
+    sender.lines.text,
+    /guest\d+ left \(too slow\)/,
+    "the pausing reader was kept",
+  );
+  behind.close();
+  stuck.close();
+  sender.lines.lines.length = 0;
+  await closeAll(server, sender);
+});
+
 Deno.test("chat: resets mid-line and garbage end that peer only", async () => {
   const server = await startServer("chat_server.ts");
   const a = await joinAs(server, "alice");

@@ -62,7 +62,7 @@ options:
   --max-clients N       clients at once; a newcomer past it gets "! server full" (default 10000)
   --max-line BYTES      longest line accepted; longer ones get "! line too long" (default 4096)
   --max-queue BYTES     unsent output a client may leave unread: past it, senders wait
-                        for a client that took output in the last 50 ms; one that
+                        for a client that took output in the last 0.1 s; one that
                         took nothing for 1 s, or left twice it unread, is dropped as
                         too slow (default 1048576)
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
@@ -186,8 +186,10 @@ const STALL_MS = 1000;
 // then slows them down), rather than queue without end or drop a reader
 // that is reading. One that took nothing for that long is not waited for,
 // so a stuck reader holds the room up for HOLD_MS once: 100 ms cost a
-// fifth of the throughput of the bench's 0.4 s push, 50 ms a tenth.
-const HOLD_MS = 50;
+// fifth of the throughput of the bench's 0.4 s push, 50 ms a tenth, but
+// with 50 ms a load generator paused by its machine lost 5 readers (in 1
+// run of 13; none in 8 with 100 ms).
+const HOLD_MS = 100;
 const HOLD_CHECK_MS = 10;
 // Outgoing lines are encoded into shared slabs of this size, one allocation
 // per slab instead of one per line; a line over a quarter of it gets its own.

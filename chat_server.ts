@@ -177,8 +177,10 @@ const MAX_FLUSH_PAUSE_MS = 25;
 const PRESENCE_BATCH_MS = 250;
 const PRESENCE_BATCH_MAX_MS = 2000;
 const PRESENCE_WRITES_PER_SECOND = 5000;
-// A batch names this many joins and leaves; the rest it counts.
+// In a room of more than PRESENCE_NAME_ALL, a batch names this many joins
+// and leaves and counts the rest; a smaller room's batches name everyone.
 const PRESENCE_NAMED = 10;
+const PRESENCE_NAME_ALL = 1000;
 // A client past --max-queue that took nothing for this long has stopped reading.
 const STALL_MS = 1000;
 // A client past --max-queue that took something in the last HOLD_MS is only
@@ -623,10 +625,11 @@ function presenceWait(room: Room): number {
 }
 
 /**
- * Queues the gathered join and leave notices for everyone, encoded once:
- * the first PRESENCE_NAMED by name, the rest counted in one line. Naming
- * them all would send everyone a line per newcomer: 5,000 joins into a room
- * of 10,000 made a gigabyte of notices, and the memory of queueing them.
+ * Queues the gathered join and leave notices for everyone, encoded once. In
+ * a room of over PRESENCE_NAME_ALL, the first PRESENCE_NAMED by name, the
+ * rest counted in one line: naming them all sent everyone a line per
+ * newcomer, and 5,000 joins into a room of 10,000 made a gigabyte of
+ * notices, and the memory of queueing them.
  * A newcomer gets only what came after its own join (its welcome already
  * counted everyone before it), so one counted in the batch gets none of it.
  */
@@ -636,8 +639,9 @@ function sealPresence(room: Room): void {
   room.presenceTimer = undefined;
   const batch = room.presence;
   room.presence = [];
-  const named = batch.slice(0, PRESENCE_NAMED).map(({ line }) => encodeLine(room, line));
-  const counted = batch.slice(PRESENCE_NAMED);
+  const naming = room.clients.size > PRESENCE_NAME_ALL ? PRESENCE_NAMED : batch.length;
+  const named = batch.slice(0, naming).map(({ line }) => encodeLine(room, line));
+  const counted = batch.slice(naming);
   const joins = counted.filter(({ newcomer }) => newcomer).length;
   const total = presenceCount(room, joins, counted.length - joins);
   const bytes = joinLines([...named, total]);

@@ -201,7 +201,10 @@ const LOG_BACKLOG_BYTES = 1024 * 1024;
 // A console log going to a pipe or file is written at most this late. Each
 // write wakes whoever reads the pipe: at a thousand lines a second, a write
 // per event-loop turn kept a third process busy on the room's cores.
+// Once this much waits, it is written at once: a flood is logged as fast as
+// stdout takes it.
 const LOG_FLUSH_MS = 50;
+const LOG_FLUSH_BYTES = 64 * 1024;
 
 export function createRoom(options: RoomOptions): Room {
   return {
@@ -938,7 +941,7 @@ interface Console {
 
 /**
  * The console log when stdout is a pipe or file: lines are gathered and
- * written every LOG_FLUSH_MS, not one syscall each, and a reader of
+ * written every LOG_FLUSH_MS (sooner in a flood), not one syscall each, and a reader of
  * that pipe who falls behind costs at most LOG_BACKLOG_BYTES, never the room.
  * A relayed line is logged from the bytes already encoded for the room, and
  * the time prefix is encoded once a second: logging every line of a flood
@@ -949,6 +952,7 @@ function batchedLog(): Console {
   let pendingBytes = 0;
   let dropped = 0;
   let writing: Promise<void> | undefined;
+  let flushNow: (() => void) | undefined; // ends the wait before a drain
   let stamp = { second: -1, bytes: new Uint8Array() };
   const stampBytes = () => {
     const second = Math.floor(Date.now() / 1000);
@@ -960,9 +964,10 @@ function batchedLog(): Console {
     pendingBytes += stamp.bytes.length + bytes.length;
   };
   const drain = async () => {
+    flushNow = undefined;
     while (pending.length > 0) {
       if (dropped) { // said where the gap is, even if nothing is logged after it
-        append(encoder.encode(`(${dropped} console lines dropped: stdout was not being read)\n`));
+        append(encoder.encode(`(${dropped} console lines dropped: stdout did not keep up)\n`));
         dropped = 0;
       }
       const chunk = joinLines(pending);
@@ -978,7 +983,17 @@ function batchedLog(): Console {
       return;
     }
     append(typeof line === "string" ? encoder.encode(`${line}\n`) : line);
-    writing ??= delay(LOG_FLUSH_MS).then(drain);
+    if (!writing) {
+      writing = new Promise<void>((resolve) => {
+        const timer = setTimeout(resolve, LOG_FLUSH_MS);
+        flushNow = () => {
+          clearTimeout(timer);
+          resolve();
+        };
+      }).then(drain);
+    } else if (pendingBytes > LOG_FLUSH_BYTES) {
+      flushNow?.();
+    }
   };
   return { log, drained: () => writing ?? Promise.resolve() };
 }

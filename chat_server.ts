@@ -525,9 +525,17 @@ function sortedNames(room: Room, verbose: boolean, limit = Infinity): string {
 
 /** Tells the local room and every other instance; logs it on the console. */
 function say(room: Room, line: string, except?: Client): void {
-  const encoded = broadcast(room, line, except);
-  room.cluster?.publish({ type: "say", line });
-  room.options.log(encoded);
+  sayEncoded(room, encodeLine(room, line), except, line);
+}
+
+/**
+ * say() for a line already encoded with its \n; its text is decoded only
+ * when another instance needs it.
+ */
+function sayEncoded(room: Room, bytes: Uint8Array, except?: Client, text?: string): void {
+  broadcastBytes(room, bytes, except);
+  room.cluster?.publish({ type: "say", line: text ?? utf8.decode(bytes.subarray(0, -1)) });
+  room.options.log(bytes);
 }
 
 /**
@@ -549,10 +557,7 @@ function sayPlain(room: Room, client: Client, text: Uint8Array): void {
   const out = reserve(room, prefix.length * 3 + text.length + 1);
   const { written } = encoder.encodeInto(prefix, out);
   out.set(text, written);
-  const line = shrink(room, out, written + text.length);
-  broadcastBytes(room, line, client);
-  room.cluster?.publish({ type: "say", line: utf8.decode(line.subarray(0, -1)) });
-  room.options.log(line);
+  sayEncoded(room, shrink(room, out, written + text.length), client);
 }
 
 /** Queues one line for one client. */
@@ -560,18 +565,17 @@ function sendTo(client: Client, line: string): void {
   enqueue(client, encodeLine(client.room, line));
 }
 
-/** Queues one line for everyone but `except`, encoded once for all; returns those bytes. */
-export function broadcast(room: Room, line: string, except?: Client): Uint8Array {
-  return broadcastBytes(room, encodeLine(room, line), except);
+/** Queues one line for everyone but `except`, encoded once for all. */
+export function broadcast(room: Room, line: string, except?: Client): void {
+  broadcastBytes(room, encodeLine(room, line), except);
 }
 
-function broadcastBytes(room: Room, bytes: Uint8Array, except?: Client): Uint8Array {
+function broadcastBytes(room: Room, bytes: Uint8Array, except?: Client): void {
   sealPresence(room); // "* X joined" before anything X says
   const now = performance.now(); // one clock read for all the queues
   for (const client of room.clients) {
     if (client !== except) enqueue(client, bytes, now);
   }
-  return bytes;
 }
 
 /**

@@ -326,6 +326,12 @@ interface TrafficScenarioConfig {
   spec: TrafficSpec;
   readBuffer: number;
   connectTimeoutMs: number;
+  /**
+   * Then the same traffic again with the server on one core and the load
+   * generator on the other: the latency the server gives when it does not
+   * share a core with its load (shown, not judged).
+   */
+  pinnedRepeat?: boolean;
 }
 
 async function trafficRun(
@@ -376,14 +382,61 @@ async function trafficRun(
     );
     record.metrics.rssPeakMB = peakRss / 1024;
     if (result.stoppedBy !== "done") record.notes.push(`stopped by ${result.stoppedBy}`);
+    record.raw = { stoppedBy: result.stoppedBy, histogram: result.hist.toJSON() };
+    if (config.pinnedRepeat && room.alive()) {
+      const pinned = await pinnedTraffic(room.pid, group, config.spec);
+      if (typeof pinned === "string") record.notes.push(`no pinned repeat: ${pinned}`);
+      else {
+        record.metrics.pinnedP50Ms = pinned.hist.percentile(50) / 1000;
+        record.metrics.pinnedP99Ms = pinned.hist.percentile(99) / 1000;
+        record.metrics.pinnedDeliveredPct = (pinned.delivered / pinned.expected) * 100;
+      }
+    }
     const death = describeDeath(room);
     if (death) record.notes.push(death);
-    record.raw = { stoppedBy: result.stoppedBy, histogram: result.hist.toJSON() };
   } finally {
     await room.stop();
     await group?.close();
   }
   return record;
+}
+
+/**
+ * Runs `spec` again with the server's threads on CPU 0 and every load worker's
+ * on CPU 1 (`taskset`), then lets them run anywhere again. A string says why
+ * it could not.
+ */
+async function pinnedTraffic(
+  serverPid: number,
+  group: LoadGroup,
+  spec: TrafficSpec,
+): Promise<TrafficResult | string> {
+  if (CPUS < 2) return "needs 2 CPUs";
+  const pin = async (pid: number, cpus: string): Promise<boolean> => {
+    try {
+      const args = ["-a", "-p", "-c", cpus, String(pid)];
+      const { success } = await new Deno.Command("taskset", {
+        args,
+        stdout: "null",
+        stderr: "null",
+      })
+        .output();
+      return success;
+    } catch {
+      return false;
+    }
+  };
+  const workers = group.workers.map((w) => w.pid);
+  const all = `0-${CPUS - 1}`;
+  try {
+    if (!(await pin(serverPid, "0"))) return "taskset failed (util-linux installed?)";
+    for (const pid of workers) if (!(await pin(pid, "1"))) return "taskset failed on a load worker";
+    await settle(serverPid, 5000);
+    return await group.traffic(spec);
+  } finally {
+    await pin(serverPid, all);
+    for (const pid of workers) await pin(pid, all);
+  }
 }
 
 function trafficRows(
@@ -444,6 +497,7 @@ function pacedScenario(
   rate: number,
   seconds: number,
   targets: Partial<Record<string, Target>>,
+  pinnedRepeat = false,
 ): Scenario {
   const spec = pacedTraffic(senders, rate, seconds);
   const offered = senders * rate * (clients - 1);
@@ -451,10 +505,20 @@ function pacedScenario(
     name,
     title: `${name}: ${fmt.count(clients)} clients, ${senders} senders x ${rate} lines/s x ` +
       `${seconds} s, 64-byte lines (${fmt.rate(offered).replace("/s", "")} deliveries/s ` +
-      `offered), then at most 3 s to drain`,
+      `offered), then at most 3 s to drain` +
+      (pinnedRepeat ? "; then the same again with the server pinned to CPU 0, the load on 1" : ""),
     servers: ctx.options.servers,
     runs: ctx.options.runs,
-    rows: trafficRows(targets),
+    rows: trafficRows(
+      targets,
+      pinnedRepeat
+        ? [
+          { key: "pinnedDeliveredPct", label: "pinned: delivered", fmt: fmt.pct },
+          { key: "pinnedP50Ms", label: "pinned: latency p50", fmt: fmt.ms },
+          { key: "pinnedP99Ms", label: "pinned: latency p99 (shown, not judged)", fmt: fmt.ms },
+        ]
+        : [],
+    ),
     run: (server, index) =>
       trafficRun(ctx, server, index, {
         clients,
@@ -462,6 +526,7 @@ function pacedScenario(
         spec,
         readBuffer: 16 * 1024,
         connectTimeoutMs: 120_000,
+        pinnedRepeat,
       }),
   };
 }
@@ -1491,7 +1556,7 @@ function buildScenarios(ctx: Context): Scenario[] {
     "paced-100": () =>
       pacedScenario(ctx, "paced-100", 100, 10, 100, quick ? 3 : 5, {
         p99Ms: { text: "<= 2 ms", ok: (v) => v <= 2 },
-      }),
+      }, true),
     "flood-5000": () => floodScenario(ctx, quick ? 2000 : 5000, quick ? 100 : 200),
     "idle": () => idleScenario(ctx, quick ? [0, 1000, 2500] : [0, 1000, 2500, 5000, 10_000]),
     "slow-reader": () => slowScenario(ctx, quick ? 10 : 20),

@@ -390,6 +390,7 @@ function startRun(msg: Json): Json {
     senderPorts: msg.senderPorts ?? null,
   };
   W.run = run;
+  forgetLastRun();
   const byId = new Map(W.clients.map((c) => [c.id, c]));
   W.senders = [];
   for (const [id, index] of msg.mySenders as [number, number][]) {
@@ -415,6 +416,21 @@ function startRun(msg: Json): Json {
   W.cpuAtRun = cpuSeconds("self");
   setTimeout(tick, Math.max(0, run.at - nowMs()));
   return { expected: W.expected, senders: W.senders.length };
+}
+
+/** A second run on the same clients counts only its own lines. */
+function forgetLastRun(): void {
+  for (const c of W.clients) {
+    c.seen = c.counts = c.maxSeq = null;
+    c.unique = 0;
+  }
+  W.hist = new Histogram();
+  W.histSame = new Histogram();
+  W.histCross = new Histogram();
+  const counters = ["unique", "duplicates", "reordered", "garbled", "echoes", "foreign"] as const;
+  const more = ["notices", "longLines", "negative", "bytes", "sendErrors", "maxSendLagMs"] as const;
+  const times = ["firstRecv", "lastRecv", "firstSend", "lastSend"] as const;
+  for (const key of [...counters, ...more, ...times]) W[key] = 0;
 }
 
 /** Marks lines due (paced: by the clock; flat out: all) and starts writers. */

@@ -347,6 +347,70 @@ Deno.test("chat: a reader that pauses during a flood is waited for; one that sto
   await closeAll(server, sender);
 });
 
+Deno.test("chat: a reader far behind gets its queued lines intact while the room goes on", async () => {
+  // Lines wait in a reader's queue as views of the bytes they were encoded
+  // into, shared with every other queue. A reader that stopped keeps them for
+  // as long as it likes while the room goes on encoding other lines (private
+  // ones here, which it must never see): what it reads at last is what was
+  // queued for it.
+  const server = await startServer("chat_server.ts", ["--max-queue", String(64 * 1024 * 1024)]);
+  const alice = await joinAs(server, "alice");
+  const bob = await Deno.connect({ port: server.port }); // reads and counts alice's private lines
+  const behind = await Deno.connect({ port: server.port }); // reads only at the end
+  await send(behind, "/nick behind\n");
+  await alice.lines.waitFor("is now behind");
+  await send(bob, "/nick bob\n");
+  await alice.lines.waitFor("is now bob");
+  const pad = "p".repeat(1000);
+  const secret = "s".repeat(1000);
+  const broadcasts = 10_000; // ~10 MB: more than the kernel buffers hold, the rest is queued
+  const whispers = 4_000; // ~4 MB of private lines, encoded while behind waits
+  let whispered = 0;
+  const bobReads = (async () => {
+    const decoder = new TextDecoder();
+    const buffer = new Uint8Array(64 * 1024);
+    let text = "";
+    while (whispered < whispers) {
+      const n = await bob.read(buffer);
+      if (n === null) throw new Error(`bob was closed after ${whispered} private lines`);
+      text += decoder.decode(buffer.subarray(0, n), { stream: true });
+      const parts = text.split("\n");
+      text = parts.pop()!;
+      for (const line of parts) if (line.startsWith("<alice> (private) ")) whispered++;
+    }
+  })();
+  for (let i = 0; i < broadcasts; i += 500) {
+    await alice.send(Array.from({ length: 500 }, (_, k) => `${i + k} ${pad}\n`).join(""));
+  }
+  for (let i = 0; i < whispers; i += 500) {
+    await alice.send(
+      Array.from({ length: 500 }, (_, k) => `/msg bob ${i + k} ${secret}\n`).join(""),
+    );
+  }
+  await bobReads; // every private line was written
+  let next = 0;
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(64 * 1024);
+  let text = "";
+  while (next < broadcasts) {
+    const n = await behind.read(buffer);
+    if (n === null) throw new Error(`behind was closed after ${next} lines`);
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    const parts = text.split("\n");
+    text = parts.pop()!;
+    for (const line of parts) {
+      if (line.startsWith("* ")) continue;
+      assert.equal(line, `<alice> ${next} ${pad}`, "a queued line came out as it was queued");
+      next++;
+    }
+  }
+  assert.equal(next, broadcasts);
+  bob.close();
+  behind.close();
+  alice.lines.lines.length = 0;
+  await closeAll(server, alice);
+});
+
 Deno.test("chat: resets mid-line and garbage end that peer only", async () => {
   const server = await startServer("chat_server.ts");
   const a = await joinAs(server, "alice");

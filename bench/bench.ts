@@ -7,9 +7,11 @@
 // Scenarios (`--scenario` takes a name or a unique prefix; repeatable):
 //   startup      spawn to readiness line of `deno run -A chat_server.ts --port 0` (chat only)
 //   paced-1000   1,000 clients, 10 senders x 50 lines/s for 5 s (500k deliveries/s offered)
-//   paced-100    100 clients, 10 senders x 100 lines/s for 5 s: latency at light load
+//   paced-100    100 clients, 10 senders x 100 lines/s for 5 s: latency at light load;
+//                then again with the server and the load pinned to separate cores
 //   flood-5000   5,000 clients, 10 senders x 200 lines flat out: deliveries/s
 //   idle         idle clients in steps to 10,000: clients held, server RSS per client
+//                just after connecting, and at 10,000 after 40 s held idle
 //   slow-reader  1 sender pushes 20 MB to 10 readers, without and with a client that never reads
 //   cluster      600 clients over 1, 2, 3 chat_server.ts --redis instances sharing one
 //                redis-server: paced, then flat out (chat only; skipped without redis-server)
@@ -53,7 +55,7 @@ import {
 
 const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.ts [options])
 
-  --quick              1 run each, smaller sizes (about 3 minutes)
+  --quick              1 run each, smaller sizes (about 5 minutes)
   --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
                        startup, paced-1000, paced-100, flood-5000, idle, slow-reader,
                        cluster (skipped when redis-server is missing)

@@ -352,7 +352,7 @@ function leave(room: Room, client: Client, reason: string): void {
   if (client.gone) return;
   client.gone = true;
   room.clients.delete(client);
-  if (room.backlogged.delete(client)) checkHold(room); // a leaver is not waited for
+  stopWaitingFor(client); // a leaver is not waited for
   room.welcomeNames = undefined;
   room.nicks.delete(client.nick.toLowerCase());
   const notice = `* ${client.nick} left${reason ? ` (${reason})` : ""}`;
@@ -478,8 +478,12 @@ function privateMessage(room: Room, client: Client, rest: string): void {
 
 /** "* online (N): a, b, c", everyone in the room on every instance. */
 function whoLine(room: Room, verbose = false): string {
-  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
-  return `* online (${total}): ${sortedNames(room, verbose)}`;
+  return `* online (${onlineCount(room)}): ${sortedNames(room, verbose)}`;
+}
+
+/** People in the room, on this instance and every other. */
+function onlineCount(room: Room): number {
+  return room.clients.size + (room.cluster?.remoteCount() ?? 0);
 }
 
 /** A newcomer's welcome names this many; /who names everyone. */
@@ -492,7 +496,7 @@ const WELCOME_WHO_LIMIT = 30;
  * they are kept, and forgotten on a leave or a rename.
  */
 function welcomeWhoLine(room: Room): string {
-  const total = room.clients.size + (room.cluster?.remoteCount() ?? 0);
+  const total = onlineCount(room);
   const names = room.clients.size > WELCOME_WHO_LIMIT
     ? room.welcomeNames ??= sortedNames(room, false, WELCOME_WHO_LIMIT)
     : sortedNames(room, false, WELCOME_WHO_LIMIT);
@@ -766,9 +770,7 @@ async function writeQueued(client: Client): Promise<void> {
   }
   client.queued -= chunk.length;
   client.writing = false;
-  if (client.queued <= client.room.options.maxQueue && client.room.backlogged.delete(client)) {
-    checkHold(client.room);
-  }
+  if (client.queued <= client.room.options.maxQueue) stopWaitingFor(client);
   if (client.queue.length > 0) markDirty(client);
   else if (client.gone) closeClient(client);
 }
@@ -827,8 +829,13 @@ function joinLines(lines: Uint8Array[]): Uint8Array {
 function closeClient(client: Client): void {
   client.closed = true;
   client.queue = [];
-  if (client.room.backlogged.delete(client)) checkHold(client.room);
+  stopWaitingFor(client);
   closeQuietly(client.conn);
+}
+
+/** The client is no longer past --max-queue (or gone): the senders may go on for it. */
+function stopWaitingFor(client: Client): void {
+  if (client.room.backlogged.delete(client)) checkHold(client.room);
 }
 
 /**

@@ -114,34 +114,41 @@ interface RunConfig {
   senderPorts: number[] | null;
 }
 
+/** What one traffic run counts; a new run starts from these again. */
+function runTotals() {
+  return {
+    hist: new Histogram(),
+    /** With several instances: deliveries that stayed on one instance / crossed over. */
+    histSame: new Histogram(),
+    histCross: new Histogram(),
+    unique: 0,
+    duplicates: 0,
+    reordered: 0,
+    garbled: 0,
+    echoes: 0,
+    foreign: 0,
+    notices: 0,
+    longLines: 0,
+    negative: 0,
+    bytes: 0,
+    firstRecv: 0,
+    lastRecv: 0,
+    firstSend: 0,
+    lastSend: 0,
+    sendErrors: 0,
+    maxSendLagMs: 0,
+  };
+}
+
 const W = {
   clients: [] as Receiver[],
   senders: [] as Sender[],
   run: null as RunConfig | null,
-  hist: new Histogram(),
-  /** With several instances: deliveries that stayed on one instance / crossed over. */
-  histSame: new Histogram(),
-  histCross: new Histogram(),
+  ...runTotals(),
   expected: 0,
-  unique: 0,
-  duplicates: 0,
-  reordered: 0,
-  garbled: 0,
-  echoes: 0,
-  foreign: 0,
-  notices: 0,
-  longLines: 0,
-  negative: 0,
-  bytes: 0,
   closed: 0,
   connectFailed: 0,
   firstError: "",
-  firstRecv: 0,
-  lastRecv: 0,
-  firstSend: 0,
-  lastSend: 0,
-  sendErrors: 0,
-  maxSendLagMs: 0,
   cpuAtRun: 0,
   slowDroppedAt: new Map<number, number>(),
 };
@@ -424,13 +431,7 @@ function forgetLastRun(): void {
     c.seen = c.counts = c.maxSeq = null;
     c.unique = 0;
   }
-  W.hist = new Histogram();
-  W.histSame = new Histogram();
-  W.histCross = new Histogram();
-  const counters = ["unique", "duplicates", "reordered", "garbled", "echoes", "foreign"] as const;
-  const more = ["notices", "longLines", "negative", "bytes", "sendErrors", "maxSendLagMs"] as const;
-  const times = ["firstRecv", "lastRecv", "firstSend", "lastSend"] as const;
-  for (const key of [...counters, ...more, ...times]) W[key] = 0;
+  Object.assign(W, runTotals());
 }
 
 /** Marks lines due (paced: by the clock; flat out: all) and starts writers. */

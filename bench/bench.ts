@@ -908,7 +908,7 @@ function slowScenario(ctx: Context, megabytes: number): Scenario {
       while (after - before > RSS_RETURNED_KIB && nowMs() - doneAt < RSS_RETURN_WAIT_MS) {
         await delay(250);
         after = rssKiB(room.pid) || after;
-        if (nowMs() - doneAt < 2000) peak = Math.max(peak, after);
+        peak = Math.max(peak, after);
       }
       m.rssReturnS = after - before <= RSS_RETURNED_KIB ? (nowMs() - doneAt) / 1000 : NaN;
       m.deliveredPct = (result.delivered / result.expected) * 100;

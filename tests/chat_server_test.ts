@@ -40,6 +40,34 @@ async function sync(client: Client) {
   await client.lines.waitFor(/^\* online/);
 }
 
+/**
+ * Reads `conn` line by line without keeping the lines (these tests move
+ * megabytes) until `onLine` returns true; `afterRead` runs after each read
+ * with its byte count. Throws if the connection ends first.
+ */
+async function readLinesUntil(
+  conn: Deno.Conn,
+  onLine: (line: string) => boolean,
+  afterRead?: (bytes: number) => Promise<void>,
+): Promise<void> {
+  const decoder = new TextDecoder();
+  const buffer = new Uint8Array(64 * 1024);
+  let text = "";
+  let seen = 0;
+  while (true) {
+    const n = await conn.read(buffer);
+    if (n === null) throw new Error(`closed after ${seen} lines`);
+    text += decoder.decode(buffer.subarray(0, n), { stream: true });
+    const parts = text.split("\n");
+    text = parts.pop()!;
+    for (const line of parts) {
+      seen++;
+      if (onLine(line)) return;
+    }
+    await afterRead?.(n);
+  }
+}
+
 function rssKiB(pid: number): number {
   const status = Deno.readTextFileSync(`/proc/${pid}/status`);
   return Number(/VmRSS:\s+(\d+)/.exec(status)![1]);
@@ -305,29 +333,18 @@ Deno.test("chat: a reader that pauses during a flood is waited for; one that sto
   const lines = 12_000; // ~12 MB: more than the kernel's buffers hold
   const pad = "y".repeat(1000);
   let next = 0;
-  const reading = (async () => {
-    const decoder = new TextDecoder();
-    const buffer = new Uint8Array(64 * 1024);
-    let text = "";
-    let taken = 0;
-    while (next < lines) {
-      const n = await behind.read(buffer);
-      if (n === null) throw new Error(`closed after ${next} lines`);
-      text += decoder.decode(buffer.subarray(0, n), { stream: true });
-      const parts = text.split("\n");
-      text = parts.pop()!;
-      for (const line of parts) {
-        if (!line.startsWith("<sender> ")) continue;
-        assert.equal(line, `<sender> ${next} ${pad}`, "lines whole and in order");
-        next++;
-      }
-      taken += n;
-      if (taken > 1024 * 1024) {
-        taken = 0;
-        await delay(20); // a pause: a megabyte or more of the flood piles up meanwhile
-      }
+  let taken = 0;
+  const reading = readLinesUntil(behind, (line) => {
+    if (!line.startsWith("<sender> ")) return false;
+    assert.equal(line, `<sender> ${next} ${pad}`, "lines whole and in order");
+    return ++next === lines;
+  }, async (bytes) => {
+    taken += bytes;
+    if (taken > 1024 * 1024) {
+      taken = 0;
+      await delay(20); // a pause: a megabyte or more of the flood piles up meanwhile
     }
-  })();
+  });
   for (let i = 0; i < lines; i += 500) {
     await sender.send(
       Array.from({ length: 500 }, (_, k) => `${i + k} ${pad}\n`).join(""),
@@ -366,19 +383,10 @@ Deno.test("chat: a reader far behind gets its queued lines intact while the room
   const broadcasts = 10_000; // ~10 MB: more than the kernel buffers hold, the rest is queued
   const whispers = 4_000; // ~4 MB of private lines, encoded while behind waits
   let whispered = 0;
-  const bobReads = (async () => {
-    const decoder = new TextDecoder();
-    const buffer = new Uint8Array(64 * 1024);
-    let text = "";
-    while (whispered < whispers) {
-      const n = await bob.read(buffer);
-      if (n === null) throw new Error(`bob was closed after ${whispered} private lines`);
-      text += decoder.decode(buffer.subarray(0, n), { stream: true });
-      const parts = text.split("\n");
-      text = parts.pop()!;
-      for (const line of parts) if (line.startsWith("<alice> (private) ")) whispered++;
-    }
-  })();
+  const bobReads = readLinesUntil(
+    bob,
+    (line) => line.startsWith("<alice> (private) ") && ++whispered === whispers,
+  );
   for (let i = 0; i < broadcasts; i += 500) {
     await alice.send(Array.from({ length: 500 }, (_, k) => `${i + k} ${pad}\n`).join(""));
   }
@@ -389,21 +397,11 @@ Deno.test("chat: a reader far behind gets its queued lines intact while the room
   }
   await bobReads; // every private line was written
   let next = 0;
-  const decoder = new TextDecoder();
-  const buffer = new Uint8Array(64 * 1024);
-  let text = "";
-  while (next < broadcasts) {
-    const n = await behind.read(buffer);
-    if (n === null) throw new Error(`behind was closed after ${next} lines`);
-    text += decoder.decode(buffer.subarray(0, n), { stream: true });
-    const parts = text.split("\n");
-    text = parts.pop()!;
-    for (const line of parts) {
-      if (line.startsWith("* ")) continue;
-      assert.equal(line, `<alice> ${next} ${pad}`, "a queued line came out as it was queued");
-      next++;
-    }
-  }
+  await readLinesUntil(behind, (line) => {
+    if (line.startsWith("* ")) return false;
+    assert.equal(line, `<alice> ${next} ${pad}`, "a queued line came out as it was queued");
+    return ++next === broadcasts;
+  });
   assert.equal(next, broadcasts);
   bob.close();
   behind.close();

@@ -385,9 +385,10 @@ Deno.test("hostile: 2,000 connect-then-reset cycles leave no one behind", async 
 // leaves unread, like an IRC server's send queue. The room waits for a
 // reader past it only while that reader still takes output (one stuck
 // reader must not stall the room), so a reader that looks away may fall
-// behind by the kernel's socket buffers plus --max-queue and no more. Escaping expands hostile input
-// (an invalid byte becomes U+FFFD, 3 bytes; "\x01" becomes 4), which the
-// README's Reliability section states with the rule.
+// behind by the kernel's socket buffers plus --max-queue and no more.
+// Escaping expands hostile input (an invalid byte becomes U+FFFD, 3 bytes;
+// "\x01" becomes 4), which the README's Reliability section states with the
+// rule.
 Deno.test("hostile: a reader looking away for 1.5 s while 1,000 long lines are relayed is kept", async () => {
   const server = await startServer("chat_server.ts");
   const sender = await join(server.port);

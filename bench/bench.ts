@@ -8,7 +8,8 @@
 //   startup      spawn to readiness line of `deno run -A chat_server.ts --port 0` (chat only)
 //   paced-1000   1,000 clients, 10 senders x 50 lines/s for 5 s (500k deliveries/s offered)
 //   paced-100    100 clients, 10 senders x 100 lines/s for 5 s: latency at light load;
-//                then again with the server and the load pinned to separate cores
+//                then again with the server and the load pinned to separate cores,
+//                and through bench/floor_relay.c (a C relay, the floor; needs cc)
 //   flood-5000   5,000 clients, 10 senders x 200 lines flat out: deliveries/s
 //   idle         idle clients in steps to 10,000: clients held, server RSS per client
 //                just after connecting, and at 10,000 after 40 s held idle
@@ -29,6 +30,7 @@ import { parseArgs } from "node:util";
 import { fileURLToPath } from "node:url";
 import { LoadGroup, type TrafficResult, type TrafficSpec, withTimeout } from "./load.ts";
 import {
+  buildFloorRelay,
   ensureNcat,
   probeRedis,
   ROOT,
@@ -36,6 +38,7 @@ import {
   SERVER_LABEL,
   type ServerKind,
   startChat,
+  startFloorRelay,
   startRedis,
   startServer,
 } from "./servers.ts";
@@ -209,6 +212,8 @@ interface Context {
   /** Workers for a scenario: --workers, else the scenario's default. */
   workers(byDefault: number): number;
   chat: { script: string; denoFlags: string[] };
+  /** bench/floor_relay.c built (once, on first use), or why it could not be. */
+  floorRelay(): Promise<{ ok: true; path: string } | { ok: false; reason: string }>;
 }
 
 // ---------------------------------------------------------- formatting ---
@@ -336,6 +341,12 @@ interface TrafficScenarioConfig {
    * share a core with its load (shown, not judged).
    */
   pinnedRepeat?: boolean;
+  /**
+   * After chat_server's run, the same traffic through bench/floor_relay.c:
+   * what this machine and load generator give with a server that does
+   * nothing but relay (shown, not judged).
+   */
+  floorRun?: boolean;
 }
 
 async function trafficRun(
@@ -402,7 +413,42 @@ async function trafficRun(
     await room.stop();
     await group?.close();
   }
+  if (config.floorRun && server === "chat") {
+    const floor = await floorTraffic(ctx, config);
+    if (typeof floor === "string") record.notes.push(`no floor run: ${floor}`);
+    else {
+      record.metrics.floorP50Ms = floor.hist.percentile(50) / 1000;
+      record.metrics.floorP99Ms = floor.hist.percentile(99) / 1000;
+      record.metrics.floorDeliveredPct = (floor.delivered / floor.expected) * 100;
+    }
+  }
   return record;
+}
+
+/** The scenario's traffic through the floor relay, on fresh clients; a string says why not. */
+async function floorTraffic(
+  ctx: Context,
+  config: TrafficScenarioConfig,
+): Promise<TrafficResult | string> {
+  const built = await ctx.floorRelay();
+  if (!built.ok) return built.reason;
+  const relay = await startFloorRelay(built.path);
+  let group: LoadGroup | undefined;
+  try {
+    group = await LoadGroup.start(ctx.workers(config.workers));
+    const connected = await group.connect(relay.host, relay.port, config.clients, {
+      readBuffer: config.readBuffer,
+      timeoutMs: config.connectTimeoutMs,
+    });
+    if (connected.ready < config.clients) {
+      return `held ${connected.ready} of ${config.clients} clients`;
+    }
+    await settle(relay.pid, 5000);
+    return await group.traffic(config.spec);
+  } finally {
+    await relay.stop();
+    await group?.close();
+  }
 }
 
 /**
@@ -501,7 +547,7 @@ function pacedScenario(
   rate: number,
   seconds: number,
   targets: Partial<Record<string, Target>>,
-  pinnedRepeat = false,
+  latencyChecks = false,
 ): Scenario {
   const spec = pacedTraffic(senders, rate, seconds);
   const offered = senders * rate * (clients - 1);
@@ -510,16 +556,26 @@ function pacedScenario(
     title: `${name}: ${fmt.count(clients)} clients, ${senders} senders x ${rate} lines/s x ` +
       `${seconds} s, 64-byte lines (${fmt.rate(offered).replace("/s", "")} deliveries/s ` +
       `offered), then at most 3 s to drain` +
-      (pinnedRepeat ? "; then the same again with the server pinned to CPU 0, the load on 1" : ""),
+      (latencyChecks
+        ? "; then the same again with the server pinned to CPU 0, the load on 1; and " +
+          "(chat_server's runs) through bench/floor_relay.c, a C relay that does nothing else"
+        : ""),
     servers: ctx.options.servers,
     runs: ctx.options.runs,
     rows: trafficRows(
       targets,
-      pinnedRepeat
+      latencyChecks
         ? [
           { key: "pinnedDeliveredPct", label: "pinned: delivered", fmt: fmt.pct },
           { key: "pinnedP50Ms", label: "pinned: latency p50", fmt: fmt.ms },
           { key: "pinnedP99Ms", label: "pinned: latency p99 (shown, not judged)", fmt: fmt.ms },
+          { key: "floorDeliveredPct", label: "floor (C relay): delivered", fmt: fmt.pct },
+          { key: "floorP50Ms", label: "floor (C relay): latency p50", fmt: fmt.ms },
+          {
+            key: "floorP99Ms",
+            label: "floor (C relay): latency p99 (shown, not judged)",
+            fmt: fmt.ms,
+          },
         ]
         : [],
     ),
@@ -530,7 +586,8 @@ function pacedScenario(
         spec,
         readBuffer: 16 * 1024,
         connectTimeoutMs: 120_000,
-        pinnedRepeat,
+        pinnedRepeat: latencyChecks,
+        floorRun: latencyChecks,
       }),
   };
 }
@@ -1620,10 +1677,12 @@ async function main(args: string[]): Promise<number> {
   const options = parseOptions(args);
   if (!options) return 0;
   const removeSignals = cleanupOnSignal();
+  let floorRelay: ReturnType<typeof buildFloorRelay> | undefined;
   const ctx: Context = {
     options,
     workers: (byDefault) => options.workers ?? byDefault,
     chat: { script: options.chatScript, denoFlags: options.denoFlags },
+    floorRelay: () => (floorRelay ??= buildFloorRelay()),
   };
   SERVER_LABEL.chat = options.chatScript.split("/").pop()!;
   const started = nowMs();
@@ -1672,6 +1731,11 @@ async function main(args: string[]): Promise<number> {
   } finally {
     killAllTracked();
     removeSignals();
+    const built = await floorRelay;
+    if (built?.ok) {
+      await Deno.remove(built.path.slice(0, built.path.lastIndexOf("/")), { recursive: true })
+        .catch(() => {});
+    }
   }
 }
 

@@ -1,6 +1,6 @@
 // bench/servers.ts: starts and stops the rooms under test, chat_server.ts and
 // `ncat -l --chat` (and the redis-server that chat_server.ts --redis
-// instances share), each behind a small bash wrapper that raises the fd limit
+// instances share, and the C floor relay of paced-100), each behind a small bash wrapper that raises the fd limit
 // and kills the server if the bench itself dies (its stdin pipe closes).
 
 import { fileURLToPath } from "node:url";
@@ -24,7 +24,7 @@ export const SERVER_LABEL: Record<ServerKind, string> = {
 };
 
 export interface RunningServer {
-  kind: ServerKind | "redis";
+  kind: ServerKind | "redis" | "floor";
   /** The server process itself (not the wrapper): for /proc CPU and RSS. */
   pid: number;
   host: string;
@@ -159,7 +159,7 @@ function spawnWrapped(command: string, args: string[]): Spawned {
 }
 
 function makeServer(
-  kind: ServerKind | "redis",
+  kind: RunningServer["kind"],
   spawned: Spawned,
   pid: number,
   host: string,
@@ -220,7 +220,45 @@ export async function startChat(options: ChatOptions = {}): Promise<RunningServe
     "20000",
     ...(options.args ?? []),
   ];
-  const spawned = spawnWrapped(Deno.execPath(), args);
+  return await startAnnounced("chat", Deno.execPath(), args, `deno ${args.join(" ")}`);
+}
+
+/**
+ * Builds bench/floor_relay.c with `cc -O2` into a temporary directory (once
+ * per bench); says why not when there is no C compiler.
+ */
+export async function buildFloorRelay(): Promise<
+  { ok: true; path: string } | { ok: false; reason: string }
+> {
+  const dir = await Deno.makeTempDir({ prefix: "floor_relay_" });
+  const path = `${dir}/floor_relay`;
+  const { code, text } = await commandOutput(
+    "cc",
+    ["-O2", "-o", path, `${ROOT}bench/floor_relay.c`],
+    60_000,
+  );
+  if (code === 0) return { ok: true, path };
+  await Deno.remove(dir, { recursive: true }).catch(() => {});
+  const reason = code === -1
+    ? "no C compiler (cc)"
+    : `cc failed: ${text.trim().split("\n").slice(-1)[0]}`;
+  return { ok: false, reason };
+}
+
+/** The floor relay built by buildFloorRelay(); waits for its readiness line. */
+export async function startFloorRelay(path: string): Promise<RunningServer> {
+  return await startAnnounced("floor", path, [], "bench/floor_relay.c (cc -O2)");
+}
+
+/** Starts a server that prints `listening on HOST:PORT` and waits for that line. */
+async function startAnnounced(
+  kind: RunningServer["kind"],
+  command: string,
+  args: string[],
+  label: string,
+): Promise<RunningServer> {
+  const name = kind === "chat" ? "chat_server" : label;
+  const spawned = spawnWrapped(command, args);
   const ready = new Promise<{ host: string; port: number }>((resolve) => {
     spawned.lines((line) => {
       const match = /^listening on \[?([^\]]+)\]?:(\d+)$/.exec(line);
@@ -228,16 +266,16 @@ export async function startChat(options: ChatOptions = {}): Promise<RunningServe
     });
   });
   const failed = spawned.child.status.then((s) => {
-    throw new Error(`chat_server exited with ${s.code}: ${spawned.stderrTail()}`);
+    throw new Error(`${name} exited with ${s.code}: ${spawned.stderrTail()}`);
   });
   const timeout = delay(30_000).then(() => {
-    throw new Error("chat_server printed no readiness line within 30 s");
+    throw new Error(`${name} printed no readiness line within 30 s`);
   });
   try {
     const pid = await spawned.pid;
     const { host, port } = await Promise.race([ready, failed, timeout]);
     spawned.stopSplitting(); // from now on only count its (log) output
-    return makeServer("chat", spawned, pid, host, port, `deno ${args.join(" ")}`);
+    return makeServer(kind, spawned, pid, host, port, label);
   } catch (err) {
     await killSpawned(spawned);
     throw err;

@@ -36,8 +36,9 @@ static void drop(int fd) {
 static void relay(int from, const char *bytes, size_t length) {
   for (int i = 0; i < client_count; i++) {
     if (clients[i] == from) continue;
-    /* Blocking sockets: a partial write cannot happen short of an error. */
-    if (write(clients[i], bytes, length) < 0) { /* its read sees EOF or reset */ }
+    /* Blocking sockets: a partial write cannot happen short of an error.
+       MSG_NOSIGNAL: a receiver that has gone away is an error, not SIGPIPE. */
+    if (send(clients[i], bytes, length, MSG_NOSIGNAL) < 0) { /* its read sees EOF or reset */ }
   }
 }
 
@@ -74,7 +75,7 @@ int main(void) {
         }
         setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         static const char welcome[] = "* welcome to the floor relay\n";
-        if (write(client, welcome, sizeof welcome - 1) < 0) { /* its read sees it */ }
+        if (send(client, welcome, sizeof welcome - 1, MSG_NOSIGNAL) < 0) { /* its read sees it */ }
         clients[client_count++] = client;
         struct epoll_event readable = {.events = EPOLLIN, .data.fd = client};
         epoll_ctl(poller, EPOLL_CTL_ADD, client, &readable);

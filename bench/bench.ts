@@ -432,7 +432,8 @@ async function floorTraffic(
 ): Promise<TrafficResult | string> {
   const built = await ctx.floorRelay();
   if (!built.ok) return built.reason;
-  const relay = await startFloorRelay(built.path);
+  const relay = await startFloorRelay(built.path).catch((err) => String(err?.message ?? err));
+  if (typeof relay === "string") return relay;
   let group: LoadGroup | undefined;
   try {
     group = await LoadGroup.start(ctx.workers(config.workers));

@@ -1,7 +1,8 @@
 // bench/servers.ts: starts and stops the rooms under test, chat_server.ts and
 // `ncat -l --chat` (and the redis-server that chat_server.ts --redis
-// instances share, and the C floor relay of paced-100), each behind a small bash wrapper that raises the fd limit
-// and kills the server if the bench itself dies (its stdin pipe closes).
+// instances share, and paced-100's C floor relay), each behind a small bash
+// wrapper that raises the fd limit and kills the server if the bench itself
+// dies (its stdin pipe closes).
 
 import { fileURLToPath } from "node:url";
 import {
@@ -220,7 +221,8 @@ export async function startChat(options: ChatOptions = {}): Promise<RunningServe
     "20000",
     ...(options.args ?? []),
   ];
-  return await startAnnounced("chat", Deno.execPath(), args, `deno ${args.join(" ")}`);
+  const label = `deno ${args.join(" ")}`;
+  return await startAnnounced("chat", "chat_server", Deno.execPath(), args, label);
 }
 
 /**
@@ -247,17 +249,17 @@ export async function buildFloorRelay(): Promise<
 
 /** The floor relay built by buildFloorRelay(); waits for its readiness line. */
 export async function startFloorRelay(path: string): Promise<RunningServer> {
-  return await startAnnounced("floor", path, [], "bench/floor_relay.c (cc -O2)");
+  return await startAnnounced("floor", "floor_relay", path, [], "bench/floor_relay.c (cc -O2)");
 }
 
 /** Starts a server that prints `listening on HOST:PORT` and waits for that line. */
 async function startAnnounced(
   kind: RunningServer["kind"],
+  name: string,
   command: string,
   args: string[],
   label: string,
 ): Promise<RunningServer> {
-  const name = kind === "chat" ? "chat_server" : label;
   const spawned = spawnWrapped(command, args);
   const ready = new Promise<{ host: string; port: number }>((resolve) => {
     spawned.lines((line) => {

@@ -338,15 +338,11 @@ interface TrafficScenarioConfig {
   /**
    * Then the same traffic again with the server on one core and the load
    * generator on the other: the latency the server gives when it does not
-   * share a core with its load (shown, not judged).
+   * share a core with its load. And after chat_server's run, the same traffic
+   * through bench/floor_relay.c: what this machine and load generator give
+   * with a server that does nothing but relay. Both shown, not judged.
    */
-  pinnedRepeat?: boolean;
-  /**
-   * After chat_server's run, the same traffic through bench/floor_relay.c:
-   * what this machine and load generator give with a server that does
-   * nothing but relay (shown, not judged).
-   */
-  floorRun?: boolean;
+  latencyChecks?: boolean;
 }
 
 async function trafficRun(
@@ -398,14 +394,10 @@ async function trafficRun(
     record.metrics.rssPeakMB = peakRss / 1024;
     if (result.stoppedBy !== "done") record.notes.push(`stopped by ${result.stoppedBy}`);
     record.raw = { stoppedBy: result.stoppedBy, histogram: result.hist.toJSON() };
-    if (config.pinnedRepeat && room.alive()) {
+    if (config.latencyChecks && room.alive()) {
       const pinned = await pinnedTraffic(room.pid, group, config.spec);
       if (typeof pinned === "string") record.notes.push(`no pinned repeat: ${pinned}`);
-      else {
-        record.metrics.pinnedP50Ms = pinned.hist.percentile(50) / 1000;
-        record.metrics.pinnedP99Ms = pinned.hist.percentile(99) / 1000;
-        record.metrics.pinnedDeliveredPct = (pinned.delivered / pinned.expected) * 100;
-      }
+      else repeatMetrics(record, "pinned", pinned);
     }
     const death = describeDeath(room);
     if (death) record.notes.push(death);
@@ -413,16 +405,28 @@ async function trafficRun(
     await room.stop();
     await group?.close();
   }
-  if (config.floorRun && server === "chat") {
+  if (config.latencyChecks && server === "chat") {
     const floor = await floorTraffic(ctx, config);
     if (typeof floor === "string") record.notes.push(`no floor run: ${floor}`);
-    else {
-      record.metrics.floorP50Ms = floor.hist.percentile(50) / 1000;
-      record.metrics.floorP99Ms = floor.hist.percentile(99) / 1000;
-      record.metrics.floorDeliveredPct = (floor.delivered / floor.expected) * 100;
-    }
+    else repeatMetrics(record, "floor", floor);
   }
   return record;
+}
+
+/** A repeat of the traffic: its delivered share, p50 and p99, under `prefix`. */
+function repeatMetrics(record: RunRecord, prefix: string, result: TrafficResult): void {
+  record.metrics[`${prefix}DeliveredPct`] = (result.delivered / result.expected) * 100;
+  record.metrics[`${prefix}P50Ms`] = result.hist.percentile(50) / 1000;
+  record.metrics[`${prefix}P99Ms`] = result.hist.percentile(99) / 1000;
+}
+
+/** The rows of repeatMetrics(`prefix`), labelled `label`. */
+function repeatRows(prefix: string, label: string): Row[] {
+  return [
+    { key: `${prefix}DeliveredPct`, label: `${label}: delivered`, fmt: fmt.pct },
+    { key: `${prefix}P50Ms`, label: `${label}: latency p50`, fmt: fmt.ms },
+    { key: `${prefix}P99Ms`, label: `${label}: latency p99 (shown, not judged)`, fmt: fmt.ms },
+  ];
 }
 
 /** The scenario's traffic through the floor relay, on fresh clients; a string says why not. */
@@ -566,18 +570,7 @@ function pacedScenario(
     rows: trafficRows(
       targets,
       latencyChecks
-        ? [
-          { key: "pinnedDeliveredPct", label: "pinned: delivered", fmt: fmt.pct },
-          { key: "pinnedP50Ms", label: "pinned: latency p50", fmt: fmt.ms },
-          { key: "pinnedP99Ms", label: "pinned: latency p99 (shown, not judged)", fmt: fmt.ms },
-          { key: "floorDeliveredPct", label: "floor (C relay): delivered", fmt: fmt.pct },
-          { key: "floorP50Ms", label: "floor (C relay): latency p50", fmt: fmt.ms },
-          {
-            key: "floorP99Ms",
-            label: "floor (C relay): latency p99 (shown, not judged)",
-            fmt: fmt.ms,
-          },
-        ]
+        ? [...repeatRows("pinned", "pinned"), ...repeatRows("floor", "floor (C relay)")]
         : [],
     ),
     run: (server, index) =>
@@ -587,8 +580,7 @@ function pacedScenario(
         spec,
         readBuffer: 16 * 1024,
         connectTimeoutMs: 120_000,
-        pinnedRepeat: latencyChecks,
-        floorRun: latencyChecks,
+        latencyChecks,
       }),
   };
 }

@@ -45,10 +45,8 @@ import process from "node:process";
 import {
   closeQuietly,
   connectTcp,
-  createLineSplitter,
   Failure,
   formatAddress,
-  LINE_TOO_LONG,
   onStopSignal,
   paint,
   parseFlags,
@@ -62,6 +60,7 @@ import {
   UsageError,
   writeAll,
 } from "./utils.ts";
+import { createLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 
 const USAGE =
   `usage: deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]

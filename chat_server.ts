@@ -31,10 +31,8 @@ import {
   acceptClient,
   announceListening,
   closeQuietly,
-  createByteLineSplitter,
   formatAddress,
   isPlainAscii,
-  LINE_TOO_LONG,
   listenTcp,
   onStopSignal,
   paint,
@@ -47,6 +45,7 @@ import {
   UsageError,
   writeAll,
 } from "./utils.ts";
+import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 
 export const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]

@@ -16,23 +16,20 @@ import process from "node:process";
 import {
   closeQuietly,
   connectTcp,
-  describeReceived,
-  describeSent,
-  explainer,
   Failure,
   formatAddress,
   onStopSignal,
   parseFlags,
   parseHost,
   parseIntFlag,
-  printReceived,
-  readMessage,
   runMain,
   sanitizeText,
   signalExitCode,
   UsageError,
   writeAll,
 } from "./utils.ts";
+import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
+import { printReceived, readMessage } from "./lib/message.ts";
 
 export const USAGE =
   `usage: deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N] [--explain]

@@ -24,8 +24,6 @@ import {
   announceListening,
   closeQuietly,
   DEFAULT_PORT,
-  type Explain,
-  explainer,
   Failure,
   formatAddress,
   listenTcp,
@@ -35,12 +33,12 @@ import {
   parseHost,
   parseIntFlag,
   parsePort,
-  readMessage,
-  receiveAndReply,
   runMain,
   UsageError,
   writeAll,
 } from "./utils.ts";
+import { describeReceived, describeSent, type Explain, explainer } from "./lib/explain.ts";
+import { printReceived, readMessage } from "./lib/message.ts";
 import {
   connectionState,
   formatTable,
@@ -102,7 +100,19 @@ async function serveClient(
   console.log(`${peer} connected`);
   let closed = false;
   try {
-    if (await receiveAndReply(conn, size, reply, explain) !== "replied") return;
+    // recv(1024): one message, however many segments carry it.
+    const message = await readMessage(conn, size);
+    explain(`recv(${size})`, "conn.read(buf)", describeReceived(message, size, "the client"));
+    if (!message) return console.log(`${peer} closed the connection without sending anything`);
+    printReceived(message, size);
+    // send(): the whole reply (conn.write may write only part).
+    try {
+      const writes = await writeAll(conn, reply);
+      explain("send()", "conn.write()", describeSent(reply.length, writes));
+    } catch {
+      explain("send()", "conn.write()", `failed: ${peer} went away`);
+      return console.error(`${peer} went away before the reply could be sent`);
+    }
     // close() as soon as the reply is out, like the note: whichever side's
     // FIN goes first gets the TIME_WAIT, normally this one.
     const { localAddr, remoteAddr } = conn;

@@ -11,13 +11,20 @@
 // `--explain` prints, before each step's output, the note's Python call, the
 // Deno call that does it and what it really did (on stderr).
 //
-// The --explain helpers at the end are shared with client.ts and reuse_server.ts.
+// Reading guide (the note's line -> where it happens here, all in main()):
+//   socket() + bind() + listen()   Deno.listen, via listenTcp (utils.ts)
+//   accept()                       listener.accept(), via acceptClient (utils.ts)
+//   recv(1024) + decode()          readMessage (lib/message.ts): up to a newline,
+//                                  the client's EOF, or --size bytes
+//   print("接收数据：", ...)        printReceived (lib/message.ts)
+//   send("tankes.".encode())       writeAll (utils.ts): conn.write() may write part
+//   client_socket.close()          closeQuietly(client)
+//   server_sock.close()            closeQuietly(listener)
 
 import {
   acceptClient,
   announceListening,
   closeQuietly,
-  explainer,
   formatAddress,
   listenTcp,
   onStopSignal,
@@ -25,10 +32,12 @@ import {
   parseHost,
   parseIntFlag,
   parsePort,
-  receiveAndReply,
   runMain,
   signalExitCode,
+  writeAll,
 } from "./utils.ts";
+import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
+import { printReceived, readMessage } from "./lib/message.ts";
 
 export const USAGE =
   `usage: deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N] [--explain]
@@ -86,12 +95,26 @@ export async function main(args: string[]): Promise<number> {
     explain("accept()", "await listener.accept()", `${peer} connected`);
     console.log(`${peer} connected`);
 
-    // recv() and send(): one message, however many segments carry it, and
-    // the whole reply (conn.write may write only part).
+    // recv(1024): one message, however many segments carry it.
+    const message = await readMessage(client, size);
+    explain(`recv(${size})`, "conn.read(buf)", describeReceived(message, size, "the client"));
+    if (!message) {
+      console.log(`${peer} closed the connection without sending anything`);
+      return interrupted ?? 0;
+    }
+    printReceived(message, size);
+
+    // send(): the whole reply (conn.write may write only part).
     const reply = new TextEncoder().encode(`${flags.reply}\n`);
-    const exchange = await receiveAndReply(client, size, reply, explain);
-    if (interrupted !== undefined) return interrupted;
-    return exchange === "gone" ? 1 : 0;
+    try {
+      const writes = await writeAll(client, reply);
+      explain("send()", "conn.write()", describeSent(reply.length, writes));
+    } catch {
+      explain("send()", "conn.write()", `failed: ${peer} went away`);
+      console.error(`${peer} went away before the reply could be sent`);
+      return interrupted ?? 1;
+    }
+    return interrupted ?? 0;
   } catch (err) {
     if (interrupted !== undefined) return interrupted;
     throw err;

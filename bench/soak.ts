@@ -21,7 +21,7 @@
 // Exit status: 0 all checks passed, 1 a check failed, 2 bad usage.
 
 import { parseArgs } from "node:util";
-import { createLineSplitter, LINE_TOO_LONG } from "../utils.ts";
+import { createLineSplitter, LINE_TOO_LONG } from "../lib/lines.ts";
 
 const USAGE =
   `usage: deno task soak [-- --seconds N] [--stayers N] [--rate L] [--churn J] [--slow N]

@@ -8,16 +8,9 @@
 // and scale the work with FUZZ_SCALE=10 (ten times the streams, say).
 
 import assert from "node:assert/strict";
-import {
-  closeQuietly,
-  createLineSplitter,
-  LINE_TOO_LONG,
-  type LineEvent,
-  type Message,
-  readMessage,
-  sanitizeText,
-  utf8Boundary,
-} from "../utils.ts";
+import { closeQuietly, sanitizeText } from "../utils.ts";
+import { createLineSplitter, LINE_TOO_LONG, type LineEvent } from "../lib/lines.ts";
+import { type Message, readMessage, utf8Boundary } from "../lib/message.ts";
 
 const encoder = new TextEncoder();
 // Not fatal (invalid bytes become U+FFFD) and keeping a U+FEFF: a line that

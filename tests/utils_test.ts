@@ -6,27 +6,23 @@ import {
   acceptClient,
   closeQuietly,
   connectTcp,
-  createLineSplitter,
   DEFAULT_HOST,
   DEFAULT_PORT,
   Failure,
   formatAddress,
   isPlainAscii,
-  LINE_TOO_LONG,
-  type LineEvent,
   listenTcp,
-  type Message,
   parseFlags,
   parseHost,
   parseIntFlag,
   parsePort,
-  readMessage,
   sanitizeText,
   signalExitCode,
   UsageError,
-  utf8Boundary,
   writeAll,
 } from "../utils.ts";
+import { createLineSplitter, LINE_TOO_LONG, type LineEvent } from "../lib/lines.ts";
+import { type Message, readMessage, utf8Boundary } from "../lib/message.ts";
 import { delay, freePort, ROOT, run, send } from "./helpers.ts";
 
 const encoder = new TextEncoder();

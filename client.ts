@@ -31,7 +31,7 @@ import {
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 
-export const USAGE =
+const USAGE =
   `usage: deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N] [--explain]
 
 Connects to H:P, sends one line, prints the reply and exits: the notes'
@@ -51,7 +51,7 @@ The reply ends at a newline, when the server closes, or after N bytes.
 Exit status: 0 reply received, 1 runtime error (connection refused, server
 closed without replying), 2 bad usage, 130 interrupted by Ctrl+C.`;
 
-export async function main(args: string[]): Promise<number> {
+async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
     message: { type: "string", short: "m" },
     size: { type: "string", default: "1024" },

@@ -39,7 +39,7 @@ import {
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 
-export const USAGE =
+const USAGE =
   `usage: deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N] [--explain]
 
 Listens on H:P, accepts one client, prints what it sends, replies, and exits:
@@ -59,7 +59,7 @@ The first line printed is "listening on HOST:PORT" with the real port.
 Exit status: 0 served a client, 1 runtime error (e.g. port in use), 2 bad usage,
 130 interrupted by Ctrl+C before a client was served.`;
 
-export async function main(args: string[]): Promise<number> {
+async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
     reply: { type: "string", default: "thank you!" },
     size: { type: "string", default: "1024" },

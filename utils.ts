@@ -244,18 +244,6 @@ export function sanitizeText(text: string): string {
   return text.replace(UNSAFE_CHARS, escapeChar);
 }
 
-/**
- * True when `bytes` are printable ASCII and tabs only: text sanitizeText
- * would leave as it is, so it can be relayed without decoding it.
- */
-export function isPlainAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) {
-    const byte = bytes[i];
-    if ((byte < 0x20 && byte !== 0x09) || byte > 0x7e) return false;
-  }
-  return true;
-}
-
 function escapeChar(char: string): string {
   const code = char.charCodeAt(0);
   if (char === "\r") return "\\r";

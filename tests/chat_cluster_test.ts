@@ -611,7 +611,7 @@ Deno.test("cluster: without --redis the static module graph has no npm:redis", a
     }
   }
   const offending = [...reached].filter((s) =>
-    s.includes("npm:redis") || s.includes("redis@") || s.endsWith("chat_cluster.ts")
+    s.includes("npm:redis") || s.includes("redis@") || s.endsWith("lib/cluster.ts")
   );
   assert.deepEqual(offending, [], `statically imported by chat_server.ts: ${offending}`);
   assert.ok(reached.has(info.roots[0]), "the walk found the root");

@@ -10,7 +10,6 @@ import {
   DEFAULT_PORT,
   Failure,
   formatAddress,
-  isPlainAscii,
   listenTcp,
   parseFlags,
   parseHost,
@@ -21,6 +20,7 @@ import {
   UsageError,
   writeAll,
 } from "../utils.ts";
+import { isPlainAscii } from "../lib/chat_text.ts";
 import { createLineSplitter, LINE_TOO_LONG, type LineEvent } from "../lib/lines.ts";
 import { type Message, readMessage, utf8Boundary } from "../lib/message.ts";
 import { delay, freePort, ROOT, run, send } from "./helpers.ts";

@@ -1,22 +1,28 @@
-// chat_cluster.ts: several chat_server.ts instances acting as one room, over
-// Redis pub/sub. Only `chat_server.ts --redis URL` loads this file (with a
-// dynamic import), so without the flag the chat needs nothing but Deno.
-//
-//   redis-server --port 6379 --save '' --appendonly no
-//   deno run -A chat_server.ts --port 8080 --redis redis://127.0.0.1:6379
-//   deno run -A chat_server.ts --port 8081 --redis redis://127.0.0.1:6379
-//
-// Each instance publishes what happens among its own clients (chat lines,
-// joins, leaves, renames, private messages, kicks) on the room's channel and
-// delivers what the others publish to its clients. Redis delivers the
-// messages of one connection in the order they were published, and each
-// instance publishes on one connection, so every receiver sees each sender's
-// lines in order. Nicks are claimed with SET NX PX and renewed by a
-// heartbeat: a name is unique in the whole room, and the names of an
-// instance killed without a goodbye free themselves when the expiry passes.
+/**
+ * The Redis link: several `chat_server.ts` instances acting as one room,
+ * over Redis pub/sub. Only `chat_server.ts --redis URL` loads this file
+ * (with a dynamic import), so without the flag the chat needs nothing but
+ * Deno.
+ *
+ *     redis-server --port 6379 --save '' --appendonly no
+ *     deno run -A chat_server.ts --port 8080 --redis redis://127.0.0.1:6379
+ *     deno run -A chat_server.ts --port 8081 --redis redis://127.0.0.1:6379
+ *
+ * Each instance publishes what happens among its own clients (chat lines,
+ * joins, leaves, renames, private messages, kicks) on the room's channel and
+ * delivers what the others publish to its clients. Redis delivers the
+ * messages of one connection in the order they were published, and each
+ * instance publishes on one connection, so every receiver sees each sender's
+ * lines in order. Nicks are claimed with SET NX PX and renewed by a
+ * heartbeat: a name is unique in the whole room, and the names of an
+ * instance killed without a goodbye free themselves when the expiry passes.
+ *
+ * @module
+ */
 
 import type { RedisClientType } from "npm:redis@5";
-import { Failure, sanitizeText } from "./utils.ts";
+import { Failure, sanitizeText } from "../utils.ts";
+import type { Cluster, ClusterEvent, LocalRoom } from "./room_link.ts";
 
 /** A heartbeat this often keeps an instance and its nicks alive... */
 const HEARTBEAT_MS = 1000;
@@ -28,15 +34,6 @@ const SILENCE_LIMIT_MS = 4000;
 const RECONNECT_MAX_MS = 2000;
 const CONNECT_TIMEOUT_MS = 3000;
 
-/** What happened among one instance's clients, as told to the others. */
-export type ClusterEvent =
-  | { type: "say"; line: string }
-  | { type: "join"; nick: string; line: string }
-  | { type: "leave"; nick: string; line: string }
-  | { type: "rename"; old: string; nick: string; line: string }
-  | { type: "private"; to: string; line: string }
-  | { type: "kick"; nick: string };
-
 /** Housekeeping between instances. */
 type LinkEvent =
   | { type: "beat" }
@@ -46,44 +43,6 @@ type LinkEvent =
 
 /** On the wire: the sender instance, its sequence number, the event. */
 type Envelope = (ClusterEvent | LinkEvent) & { from: string; label: string; seq: number };
-
-/** What the cluster needs from the local room. */
-export interface LocalRoom {
-  /** A line from another instance, for every local client. */
-  deliver(line: string): void;
-  /** A private line for the local client called `nick`, if there is one. */
-  deliverPrivate(nick: string, line: string): void;
-  /** Another instance's operator kicked `nick`, if it is a local client. */
-  kick(nick: string): void;
-  /** A notice about the link itself, for every local client. */
-  notice(line: string): void;
-  /** The nicks of the local clients, now. */
-  localNicks(): string[];
-  /** A local nick turned out to be held elsewhere (claimed while the link was down). */
-  nickLost(nick: string): void;
-}
-
-export interface RemoteUser {
-  nick: string;
-  /** The listening address of the user's instance. */
-  label: string;
-}
-
-export interface Cluster {
-  /** Users on other instances, as far as this one knows (walked lazily). */
-  remoteUsers(): Iterable<RemoteUser>;
-  /** How many remoteUsers() would give. */
-  remoteCount(): number;
-  findRemote(nick: string): RemoteUser | undefined;
-  /** Claims `nick` in the whole room; false if another instance holds it. */
-  claim(nick: string): Promise<boolean>;
-  release(nick: string): void;
-  /** A room-wide guest number, or undefined while the link is down. */
-  nextGuestNumber(): Promise<number | undefined>;
-  publish(event: ClusterEvent): void;
-  /** Says goodbye (the others show this instance's users as left), then disconnects. */
-  close(reason: string): Promise<void>;
-}
 
 interface Instance {
   label: string;

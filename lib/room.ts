@@ -1,0 +1,446 @@
+/**
+ * The chat room: the one owner of the client set and of every nick in use,
+ * shaped like the Go book's chat server (its `broadcaster`). Reader loops
+ * (in `chat_server.ts`) hand it what their clients say; it decides who
+ * hears what and delivers through each member's {@linkcode Outbox}.
+ *
+ * Delivery never re-enters the room: an outbox that overflows only says so,
+ * and the room drops that member once the delivery is over. So the "left
+ * (too slow)" notice of a reader dropped by a line reaches every receiver
+ * after that line, never before it for some and after it for others.
+ *
+ * @module
+ */
+
+import { formatAddress, sanitizeText } from "../utils.ts";
+import type { Cluster, LocalRoom } from "./room_link.ts";
+import type { LogLine } from "./console_log.ts";
+import { type Outbox, Outboxes, type Writable } from "./outbox.ts";
+import { Presence, type PresenceBatch } from "./presence.ts";
+
+/** The part of a client's connection the room uses. */
+export interface Connection extends Writable {
+  /** The client's address, for the log. */
+  readonly remoteAddr: Deno.NetAddr;
+}
+
+/** One client in the room. */
+export interface Member {
+  /** Its connection. */
+  readonly conn: Connection;
+  /** Its nick, unique in the room (case-insensitively). */
+  nick: string;
+  /** Its output, written in order. */
+  readonly outbox: Outbox;
+  /** Date.now() when it last sent something (for --idle-timeout). */
+  lastHeard: number;
+  /** It has left the room; its outbox may still drain. */
+  gone: boolean;
+}
+
+/** What a room is made with. */
+export interface RoomOptions {
+  /** Unsent bytes a member may leave unread (--max-queue). */
+  maxQueue: number;
+  /** Where the operator's console lines go. */
+  log: (line: LogLine) => void;
+}
+
+const NICK_PATTERN = /^[\p{L}\p{N}_-]{1,24}$/u;
+const RESERVED_NICKS = new Set(["server"]);
+/** How long a member that left may take to read its last lines. */
+const FAREWELL_MS = 2000;
+/** A newcomer's welcome names this many; /who names everyone. */
+const WELCOME_WHO_LIMIT = 30;
+
+/** The room; see the module doc. */
+export class Room {
+  /** Everyone in the room on this instance. */
+  readonly members: Set<Member> = new Set();
+  /** This instance's listening address, as /who -v shows it. */
+  label = "";
+  /** The other instances sharing the room (--redis), if any. */
+  cluster?: Cluster;
+  /** Where the operator's console lines go. */
+  log: (line: LogLine) => void;
+  #closing = false;
+  /** lower-cased nick -> member */
+  #nicks = new Map<string, Member>();
+  #nextGuest = 1;
+  #outboxes: Outboxes;
+  #presence: Presence<Member>;
+  /** The welcome's names while the room is big; see #welcomeWhoLine. */
+  #welcomeNames?: string;
+
+  /** An empty room. */
+  constructor(options: RoomOptions) {
+    this.log = options.log;
+    const roomSize = () => this.members.size;
+    this.#outboxes = new Outboxes({ maxQueue: options.maxQueue, roomSize });
+    this.#presence = new Presence<Member>({
+      roomSize,
+      encoder: this.#outboxes.encoder,
+      broadcast: (line, except) => this.broadcast(line, except),
+      deliverBatch: (batch) => this.#deliverBatch(batch),
+    });
+  }
+
+  /** The room is shutting down: no newcomers. */
+  get closing(): boolean {
+    return this.#closing;
+  }
+
+  /**
+   * Resolves when no member that is reading is past --max-queue; reader
+   * loops wait on it before each read, so TCP slows the senders down.
+   * Undefined when there is nothing to wait for.
+   */
+  caughtUp(): Promise<void> | undefined {
+    return this.#outboxes.caughtUp();
+  }
+
+  /**
+   * Sends the join and leave notices gathered so far. A reader loop calls
+   * it before handling a line, so no answer to that line (a /who, a /ping)
+   * overtakes the joins and leaves that came before it.
+   */
+  flushPresence(): void {
+    this.#presence.seal();
+  }
+
+  // ------------------------------------------------------- membership ---
+
+  /** Welcomes a new client under a guest nick and tells the others. */
+  async join(conn: Connection): Promise<Member> {
+    const nick = this.cluster ? await this.#claimGuestNick() : this.#guestNick();
+    const outbox = this.#outboxes.open(conn);
+    const member: Member = { conn, nick, outbox, lastHeard: Date.now(), gone: false };
+    this.members.add(member);
+    this.#nicks.set(nick.toLowerCase(), member);
+    this.sendTo(member, `* welcome, you are ${nick}`);
+    this.sendTo(member, this.#welcomeWhoLine());
+    this.sendTo(member, "* type /help for commands");
+    outbox.flushNow(); // the welcome leaves now, not with the next (paced) round
+    const notice = `* ${nick} joined`;
+    this.#presence.announce(notice, member);
+    this.cluster?.publish({ type: "join", nick, line: notice });
+    this.log(`${notice} from ${formatAddress(conn.remoteAddr)}`);
+    return member;
+  }
+
+  /**
+   * Removes a member once, telling the others why. Output already queued
+   * for it (answers to its last commands) still drains before the socket
+   * closes, so `printf '/who\n' | nc -N` sees its answer.
+   */
+  leave(member: Member, reason = ""): void {
+    if (member.gone) return;
+    member.gone = true;
+    this.members.delete(member);
+    this.#welcomeNames = undefined;
+    this.#nicks.delete(member.nick.toLowerCase());
+    const notice = `* ${member.nick} left${reason ? ` (${reason})` : ""}`;
+    if (!this.#closing) {
+      this.#presence.announce(notice);
+      this.cluster?.release(member.nick);
+      this.cluster?.publish({ type: "leave", nick: member.nick, line: notice });
+    }
+    this.log(notice);
+    member.outbox.closeAfterDrain(FAREWELL_MS);
+  }
+
+  /** The local member called `nick` (any case), if there is one. */
+  find(nick: string): Member | undefined {
+    return this.#nicks.get(nick.toLowerCase());
+  }
+
+  /** Kicks a local member; false if no local member has that nick. */
+  kick(nick: string): boolean {
+    const target = this.find(nick);
+    if (!target) return false;
+    this.sendTo(target, "* you were kicked by the operator");
+    this.leave(target, "kicked");
+    return true;
+  }
+
+  /** Disconnects members silent for `timeoutMs`. */
+  dropIdle(timeoutMs: number): void {
+    const now = Date.now();
+    for (const member of this.members) {
+      if (now - member.lastHeard >= timeoutMs) {
+        this.sendTo(member, `! idle for ${timeoutMs / 1000} s, disconnecting`);
+        this.leave(member, "idle");
+      }
+    }
+  }
+
+  /**
+   * Tells everyone, lets queued output drain for a bounded time, then closes
+   * every socket. Resolves when all are closed.
+   */
+  async shutdown(): Promise<void> {
+    if (this.#closing) return;
+    this.#closing = true;
+    this.#outboxes.releaseAll();
+    this.broadcast("* server shutting down");
+    this.log("* server shutting down");
+    // Before the local leaves: the others show this instance's users as left.
+    await this.cluster?.close("server shutting down");
+    const members = [...this.members];
+    for (const member of members) this.leave(member);
+    const deadline = Date.now() + FAREWELL_MS;
+    while (members.some((m) => !m.outbox.closed) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 10));
+    }
+    for (const member of members) member.outbox.close();
+  }
+
+  // ------------------------------------------------------------ nicks ---
+
+  /** Why `nick` cannot be `self`'s, or undefined when it can. */
+  nickProblem(nick: string, self?: Member): string | undefined {
+    if (!NICK_PATTERN.test(nick)) {
+      return `invalid nick '${nick}': use 1-24 letters, digits, _ or -`;
+    }
+    const key = nick.toLowerCase();
+    if (RESERVED_NICKS.has(key)) return `nick '${nick}' is reserved`;
+    const holder = this.#nicks.get(key);
+    if (holder && holder !== self) return `nick '${nick}' is taken`;
+    if (this.cluster?.findRemote(nick)) return `nick '${nick}' is taken`;
+    return undefined;
+  }
+
+  /** /nick NAME: checks, claims it room-wide, and tells everyone. */
+  async rename(member: Member, nick: string): Promise<void> {
+    if (!nick) return this.sendTo(member, "! usage: /nick NAME");
+    const problem = this.nickProblem(nick, member);
+    if (problem) return this.sendTo(member, `! ${problem}`);
+    if (nick === member.nick) return this.sendTo(member, `* you are already ${nick}`);
+    const sameName = nick.toLowerCase() === member.nick.toLowerCase(); // a change of case
+    // Redis settles a race between instances; the second check, one between
+    // two clients here while the link was down (when a claim cannot fail).
+    if (!sameName && !await this.#claimNick(nick)) {
+      return this.sendTo(member, `! nick '${nick}' is taken`);
+    }
+    if (member.gone || this.nickProblem(nick, member)) {
+      if (!sameName) this.cluster?.release(nick);
+      if (!member.gone) this.sendTo(member, `! nick '${nick}' is taken`);
+      return;
+    }
+    this.#changeNick(member, nick);
+    this.sendTo(member, `* you are now ${nick}`);
+  }
+
+  #changeNick(member: Member, nick: string): void {
+    const old = member.nick;
+    this.#nicks.delete(old.toLowerCase());
+    this.#nicks.set(nick.toLowerCase(), member);
+    member.nick = nick;
+    this.#welcomeNames = undefined;
+    if (old.toLowerCase() !== nick.toLowerCase()) this.cluster?.release(old);
+    const notice = `* ${old} is now ${nick}`;
+    this.broadcast(notice, member);
+    this.cluster?.publish({ type: "rename", old, nick, line: notice });
+    this.log(notice);
+  }
+
+  #guestNick(): string {
+    while (true) {
+      const nick = `guest${this.#nextGuest++}`;
+      if (!this.nickProblem(nick)) return nick;
+    }
+  }
+
+  /** A guest name free in the whole room (numbered room-wide while linked). */
+  async #claimGuestNick(): Promise<string> {
+    while (true) {
+      const number = await this.cluster?.nextGuestNumber();
+      const nick = number === undefined ? this.#guestNick() : `guest${number}`;
+      if (!this.nickProblem(nick) && await this.#claimNick(nick)) return nick;
+    }
+  }
+
+  /** Claims `nick` in the other instances too; true when it is ours. */
+  async #claimNick(nick: string): Promise<boolean> {
+    return this.cluster ? await this.cluster.claim(nick) : true;
+  }
+
+  // ---------------------------------------------------------- talking ---
+
+  /** `<nick> text` from a member, to everyone else. */
+  say(member: Member, text: string): void {
+    this.#sayEncoded(this.#encodeLine(`<${member.nick}> ${text}`), member);
+  }
+
+  /**
+   * say() for text that is printable ASCII (most chat lines): its bytes are
+   * relayed as they came, after the sender's name, never decoded.
+   */
+  sayPlain(member: Member, text: Uint8Array): void {
+    this.#sayEncoded(this.#outboxes.encoder.encodePrefixed(`<${member.nick}> `, text), member);
+  }
+
+  /** `* nick action` (/me), to everyone else. */
+  act(member: Member, action: string): void {
+    this.#sayEncoded(this.#encodeLine(`* ${member.nick} ${action}`), member);
+  }
+
+  /** `<server> text` from the operator's console, to everyone. */
+  sayAsOperator(text: string): void {
+    this.#sayEncoded(this.#encodeLine(`<server> ${sanitizeText(text)}`));
+  }
+
+  /** /msg NAME text: to NAME only (on any instance), confirmed to the sender. */
+  privateMessage(from: Member, nick: string, text: string): void {
+    const line = `<${from.nick}> (private) ${text}`;
+    const target = this.find(nick);
+    const remote = target ? undefined : this.cluster?.findRemote(nick);
+    if (target) this.sendTo(target, line);
+    else if (remote) this.cluster?.publish({ type: "private", to: remote.nick, line });
+    else return this.sendTo(from, `! no one called '${nick}' is online`);
+    const name = target?.nick ?? remote?.nick;
+    this.sendTo(from, `* (private to ${name}) ${text}`);
+    // The operator sees that it happened, not what was said.
+    this.log(`* ${from.nick} sent a private message to ${name}`);
+  }
+
+  /** One line for one member. */
+  sendTo(member: Member, line: string): void {
+    if (!member.outbox.deliver(this.#encodeLine(line))) this.#dropTooSlow([member]);
+  }
+
+  /** One line for everyone but `except`, encoded once for all. */
+  broadcast(line: string, except?: Member): void {
+    this.#deliverAll(this.#encodeLine(line), except);
+  }
+
+  /** Tells the local room and every other instance; logs it on the console. */
+  #sayEncoded(bytes: Uint8Array, except?: Member): void {
+    this.#deliverAll(bytes, except);
+    this.cluster?.publish({ type: "say", line: utf8.decode(bytes.subarray(0, -1)) });
+    this.log(bytes);
+  }
+
+  #encodeLine(line: string): Uint8Array {
+    return this.#outboxes.encoder.encodeLine(line);
+  }
+
+  /**
+   * The one place lines reach the members: every delivery completes before
+   * any member it overflowed is dropped (whose "left" notice is then a
+   * delivery of its own, after this one for everyone).
+   */
+  #deliverAll(bytes: Uint8Array, except?: Member): void {
+    this.#presence.seal(); // "* X joined" before anything X says
+    const now = performance.now(); // one clock read for all the queues
+    let overflowed: Member[] | undefined;
+    for (const member of this.members) {
+      if (member !== except && !member.outbox.deliver(bytes, now)) {
+        (overflowed ??= []).push(member);
+      }
+    }
+    if (overflowed) this.#dropTooSlow(overflowed);
+  }
+
+  #deliverBatch(batch: PresenceBatch<Member>): void {
+    const now = performance.now();
+    let overflowed: Member[] | undefined;
+    for (const member of this.members) {
+      const share = batch.shareOf.get(member) ?? batch.bytes;
+      if (share.length > 0 && !member.outbox.deliver(share, now)) {
+        (overflowed ??= []).push(member);
+      }
+    }
+    if (overflowed) this.#dropTooSlow(overflowed);
+  }
+
+  #dropTooSlow(members: Member[]): void {
+    for (const member of members) this.leave(member, "too slow");
+  }
+
+  // -------------------------------------------------------------- /who ---
+
+  /** "* online (N): a, b, c", everyone in the room on every instance. */
+  whoLine(verbose = false): string {
+    return `* online (${this.#onlineCount()}): ${this.#sortedNames(verbose)}`;
+  }
+
+  /** People in the room, on this instance and every other. */
+  #onlineCount(): number {
+    return this.members.size + (this.cluster?.remoteCount() ?? 0);
+  }
+
+  /**
+   * The welcome's who line names the first few to arrive, so a join costs
+   * O(1), not a line as long as the room (10,000 joins would cost O(N^2)).
+   * Once the room has more than that, a join leaves those names as they
+   * were: they are kept, and forgotten on a leave or a rename.
+   */
+  #welcomeWhoLine(): string {
+    const total = this.#onlineCount();
+    const names = this.members.size > WELCOME_WHO_LIMIT
+      ? this.#welcomeNames ??= this.#sortedNames(false, WELCOME_WHO_LIMIT)
+      : this.#sortedNames(false, WELCOME_WHO_LIMIT);
+    const more = total > WELCOME_WHO_LIMIT
+      ? ` and ${total - WELCOME_WHO_LIMIT} more (/who lists all)`
+      : "";
+    return `* online (${total}): ${names}${more}`;
+  }
+
+  /**
+   * "a, b, c": the first `limit` people (local ones first), sorted; with
+   * `verbose` each nick is followed by its instance's address.
+   */
+  #sortedNames(verbose: boolean, limit = Infinity): string {
+    const names: string[] = [];
+    const add = (nick: string, label: string) => names.push(verbose ? `${nick} [${label}]` : nick);
+    for (const member of this.members) {
+      if (names.length >= limit) break;
+      add(member.nick, this.label);
+    }
+    for (const user of this.cluster?.remoteUsers() ?? []) {
+      if (names.length >= limit) break;
+      add(user.nick, user.label);
+    }
+    // By code unit, like the nicks alone: " [" sorts before any nick character.
+    return names.sort().join(", ");
+  }
+
+  // ----------------------------------------------------------- cluster ---
+
+  /** How the other instances (lib/cluster.ts) reach this room's members. */
+  asLocalRoom(): LocalRoom {
+    const tellAll = (line: string) => {
+      this.broadcast(line);
+      this.log(line);
+    };
+    return {
+      // Sanitised again: whatever else publishes on that channel is a peer too.
+      deliver: (line) => tellAll(sanitizeText(line)),
+      deliverPrivate: (nick, line) => {
+        const target = this.find(nick);
+        if (target) this.sendTo(target, sanitizeText(line));
+      },
+      kick: (nick) => void this.kick(nick),
+      notice: tellAll,
+      localNicks: () => [...this.members].map((member) => member.nick),
+      nickLost: (nick) => void this.#renameAway(nick),
+    };
+  }
+
+  /**
+   * A nick claimed here while the link was down turned out to be taken on
+   * another instance: the one here becomes a guest again, and is told why.
+   */
+  async #renameAway(nick: string): Promise<void> {
+    const member = this.find(nick);
+    if (!member || member.gone) return;
+    const guest = await this.#claimGuestNick();
+    if (member.gone || member.nick !== nick) return this.cluster?.release(guest);
+    this.#changeNick(member, guest);
+    this.sendTo(member, `! '${nick}' was claimed on another server while the link was down`);
+    this.sendTo(member, `* you are now ${guest}`);
+  }
+}
+
+const utf8 = new TextDecoder();

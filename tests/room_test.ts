@@ -1,0 +1,173 @@
+// In-process tests of the chat room (lib/room.ts): fake connections, no
+// sockets, so each test shows one rule of the room exactly.
+
+import assert from "node:assert/strict";
+import { type Member, Room } from "../lib/room.ts";
+import { FakeConn, settle } from "./fake_conn.ts";
+
+const encoder = new TextEncoder();
+
+async function roomWith(count: number, maxQueue = 1 << 20) {
+  const log: string[] = [];
+  const room = new Room({
+    maxQueue,
+    log: (line) => log.push(typeof line === "string" ? line : new TextDecoder().decode(line)),
+  });
+  const conns: FakeConn[] = [];
+  const members: Member[] = [];
+  for (let i = 0; i < count; i++) {
+    const conn = new FakeConn();
+    conns.push(conn);
+    members.push(await room.join(conn));
+  }
+  await settle();
+  return { room, conns, members, log };
+}
+
+async function shutdown(room: Room): Promise<void> {
+  await room.shutdown();
+  await settle();
+}
+
+Deno.test("room: a newcomer is welcomed; the others are told it joined", async () => {
+  const { room, conns } = await roomWith(2);
+  assert.deepEqual(conns[0].lines().slice(0, 3), [
+    "* welcome, you are guest1",
+    "* online (1): guest1",
+    "* type /help for commands",
+  ]);
+  assert.equal(conns[0].lines()[3], "* guest2 joined");
+  assert.equal(conns[1].lines()[1], "* online (2): guest1, guest2");
+  assert.ok(!conns[1].lines().includes("* guest2 joined"), "nobody is told of their own join");
+  await shutdown(room);
+});
+
+Deno.test("room: a line reaches everyone but its sender, once, in order", async () => {
+  const { room, conns, members } = await roomWith(3);
+  room.say(members[0], "héllo");
+  room.sayPlain(members[0], encoder.encode("plain ascii"));
+  room.act(members[1], "waves");
+  await settle();
+  const after = (conn: FakeConn) => conn.lines().filter((line) => !line.startsWith("* guest3"));
+  assert.deepEqual(after(conns[2]).slice(-3), [
+    "<guest1> héllo",
+    "<guest1> plain ascii",
+    "* guest2 waves",
+  ]);
+  assert.ok(!conns[0].lines().some((line) => line.startsWith("<guest1>")));
+  assert.equal(conns[1].lines().filter((line) => line === "<guest1> héllo").length, 1);
+  await shutdown(room);
+});
+
+Deno.test("room: a reader dropped by a line gets 'left' after that line, at every receiver", async () => {
+  // The receivers sit on both sides of the slow one in the room's order, so
+  // a drop inside the delivery would tell the later ones before the line.
+  const { room, conns, members } = await roomWith(4, 1000);
+  const [early, slow, late, sender] = [0, 1, 2, 3];
+  conns[slow].stuck = true; // its queue grows; the others drain between lines
+  const said: string[] = [];
+  while (room.members.has(members[slow])) {
+    said.push(`<${members[sender].nick}> line ${said.length} ${"x".repeat(290)}`);
+    room.say(members[sender], said.at(-1)!.slice(`<${members[sender].nick}> `.length));
+    await settle();
+  }
+  assert.ok(said.length > 1, "it was dropped once past twice --max-queue, not at once");
+  const leftNotice = `* ${members[slow].nick} left (too slow)`;
+  for (const receiver of [early, late]) {
+    const lines = conns[receiver].lines().filter((line) => !line.endsWith(" joined"));
+    assert.deepEqual(lines.slice(-said.length - 1), [...said, leftNotice], `receiver ${receiver}`);
+  }
+  assert.ok(conns[sender].lines().includes(leftNotice));
+  assert.ok(conns[slow].closed, "the slow reader's connection is closed");
+  await shutdown(room);
+});
+
+Deno.test("room: the same order of lines and notices for every receiver under drops", async () => {
+  const { room, conns, members } = await roomWith(8, 1000);
+  conns[2].stuck = true;
+  conns[5].stuck = true;
+  for (let i = 0; i < 12; i++) {
+    room.say(members[7], `line ${i} ${"y".repeat(300)}`);
+    await settle();
+  }
+  const seen = (conn: FakeConn) =>
+    conn.lines().filter((line) => line.startsWith("<") || line.includes("too slow"));
+  const reference = seen(conns[0]);
+  assert.equal(reference.filter((line) => line.includes("too slow")).length, 2);
+  for (const receiver of [1, 3, 4, 6]) assert.deepEqual(seen(conns[receiver]), reference);
+  await shutdown(room);
+});
+
+Deno.test("room: nick rules, renames and /who", async () => {
+  const { room, conns, members } = await roomWith(2);
+  assert.match(room.nickProblem("bad name") ?? "", /invalid nick/);
+  assert.match(room.nickProblem("Server") ?? "", /reserved/);
+  assert.match(room.nickProblem("GUEST2", members[0]) ?? "", /taken/);
+  assert.equal(room.nickProblem("GUEST1", members[0]), undefined, "a change of case is allowed");
+  await room.rename(members[0], "alice");
+  await room.rename(members[1], "ALICE");
+  await settle();
+  assert.ok(conns[0].lines().includes("* you are now alice"));
+  assert.ok(conns[1].lines().includes("* guest1 is now alice"));
+  assert.ok(conns[1].lines().includes("! nick 'ALICE' is taken"));
+  assert.equal(room.whoLine(), "* online (2): alice, guest2");
+  assert.equal(room.find("Alice"), members[0]);
+  await shutdown(room);
+});
+
+Deno.test("room: /msg goes to its target only; the operator sees that, not what", async () => {
+  const { room, conns, members, log } = await roomWith(3);
+  room.privateMessage(members[0], "GUEST2", "psst");
+  room.privateMessage(members[0], "nobody", "hello?");
+  await settle();
+  assert.ok(conns[1].lines().includes("<guest1> (private) psst"));
+  assert.ok(!conns[2].lines().some((line) => line.includes("psst")));
+  assert.ok(conns[0].lines().includes("* (private to guest2) psst"));
+  assert.ok(conns[0].lines().includes("! no one called 'nobody' is online"));
+  assert.ok(log.includes("* guest1 sent a private message to guest2"));
+  assert.ok(!log.some((line) => line.includes("psst")));
+  await shutdown(room);
+});
+
+Deno.test("room: leaving drains what was queued for the leaver, then closes", async () => {
+  const { room, conns, members } = await roomWith(2);
+  room.sendTo(members[0], "* bye");
+  room.leave(members[0]);
+  assert.ok(!conns[0].closed, "its last lines are written first");
+  await settle();
+  assert.ok(conns[0].closed);
+  assert.equal(conns[0].lines().at(-1), "* bye");
+  assert.equal(conns[1].lines().at(-1), "* guest1 left");
+  room.leave(members[0]); // twice is once
+  await settle();
+  assert.equal(conns[1].lines().filter((line) => line === "* guest1 left").length, 1);
+  await shutdown(room);
+});
+
+Deno.test("room: a kick and an idle drop say why", async () => {
+  const { room, conns, members } = await roomWith(3);
+  assert.equal(room.kick("nobody"), false);
+  assert.equal(room.kick("guest1"), true);
+  members[1].lastHeard = Date.now() - 60_000;
+  room.dropIdle(30_000);
+  await settle();
+  assert.equal(conns[0].lines().at(-1), "* you were kicked by the operator");
+  assert.equal(conns[1].lines().at(-1), "! idle for 30 s, disconnecting");
+  assert.deepEqual(conns[2].lines().slice(-2), ["* guest1 left (kicked)", "* guest2 left (idle)"]);
+  await shutdown(room);
+});
+
+Deno.test("room: shutdown tells everyone and closes every connection", async () => {
+  const { room, conns } = await roomWith(3);
+  conns[1].stuck = true; // a reader that never reads is not waited for past the farewell
+  const started = Date.now();
+  await shutdown(room);
+  assert.ok(Date.now() - started < 2500);
+  for (const conn of conns) assert.ok(conn.closed);
+  assert.equal(conns[0].lines().at(-1), "* server shutting down");
+  assert.ok(
+    !conns[0].lines().some((line) => line.includes("left")),
+    "no leave notices at shutdown",
+  );
+  assert.equal(room.closing, true);
+});

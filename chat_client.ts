@@ -27,20 +27,34 @@
 //   or ConnectionResetError. Here the client says "* connection closed by
 //   server" and exits 0, or prints one error: line and exits 1 on a refused
 //   or reset connection.
-// - A server that is gone without a FIN or RST (host crashed or powered off,
-//   cable pulled, a NAT or firewall that forgot the connection) is a black
-//   hole: the note's recv() would wait forever. TCP keep-alive would notice,
-//   but Linux sends its first probe after 2 hours idle and Deno cannot change
-//   that per socket. So once the server has shown it is chat_server.ts (its
-//   first line is "* welcome, you are NAME"), the client asks "/ping alive-N"
-//   after --timeout/2 s of silence, hides the "* pong alive-N" answer, and
-//   gives up with an error after --timeout s without a byte. nc and ncat peers
-//   are never pinged: there a person would read the "/ping" lines.
+// - A server gone without a FIN or RST (host crashed, cable pulled, a NAT
+//   that forgot the connection) is a black hole: the note's recv() would wait
+//   forever, and TCP keep-alive probes only after 2 hours idle (Deno cannot
+//   change that per socket). So once the server has shown it is
+//   chat_server.ts (its first line is "* welcome, you are NAME"), the client
+//   asks "/ping alive-N" after --timeout/2 s of silence, hides the
+//   "* pong alive-N" answer, and gives up with an error after --timeout s
+//   without a byte. nc and ncat peers are never pinged: there a person would
+//   read the "/ping" lines.
 // - Peer text is sanitised before printing, so escape sequences from the
 //   other side cannot move the cursor, clear the screen or fake a line.
+//
+// Reading guide (the note's line -> where it happens here):
+//   socket() + connect()          main(): Deno.connect, via connectTcp (utils.ts)
+//   msg = input("...")            openInput (lib/client_view.ts): readline hands
+//                                 each line to onTyped(), even while lines arrive
+//   if len(msg) > 0 / else break  onTyped(): an empty line on a terminal is skipped;
+//                                 /quit, Ctrl+D or Ctrl+C call leave()
+//   send(msg.encode())            onTyped() -> createLineSender (lib/line_sender.ts):
+//                                 "\n"-ended, whole, in order
+//   recv(1024) + decode()         receive(): a conn.read() loop of its own, framed
+//                                 into lines by createReceiver (lib/client_lines.ts)
+//   print("收到的消息：...")      show() -> the view (lib/client_view.ts)
+//   recv() == b"" (not checked)   exitStatus(): "* connection closed by server", 0
+//   client_sock.close()           main()'s finally: closeQuietly(conn)
+// The silence watch (lib/silence_watch.ts) is what the note lacks entirely.
 
-import { createInterface, type Interface } from "node:readline";
-import * as readline from "node:readline";
+import type { Interface } from "node:readline";
 import process from "node:process";
 import {
   closeQuietly,
@@ -48,7 +62,6 @@ import {
   Failure,
   formatAddress,
   onStopSignal,
-  paint,
   parseFlags,
   parseHost,
   parseIntFlag,
@@ -58,9 +71,17 @@ import {
   signalExitCode,
   type StopSignal,
   UsageError,
-  writeAll,
 } from "./utils.ts";
-import { createLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
+import {
+  asOthersSeeIt,
+  createReceiver,
+  isWelcome,
+  nickFromNotice,
+  type Received,
+} from "./lib/client_lines.ts";
+import { type ClientView, openInput, plainView, terminalView } from "./lib/client_view.ts";
+import { createLineSender, type LineSender } from "./lib/line_sender.ts";
+import { type SilenceWatch, watchSilence } from "./lib/silence_watch.ts";
 
 const USAGE =
   `usage: deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
@@ -108,165 +129,11 @@ Exit status: 0 left the chat or the server closed the connection, 1 runtime
 error (connection refused or reset, no answer within --timeout), 2 bad usage,
 143 stopped by SIGTERM.`;
 
-/** Longest server line shown; a longer one is dropped as it arrives. */
-export const MAX_LINE_BYTES = 64 * 1024;
-export const TOO_LONG_NOTICE = "! (a line over 64 KiB from the server was not shown)";
 const DEFAULT_TIMEOUT_SECS = 30;
 /** How long to wait, after /quit, for the server to close its side. */
 const QUIT_GRACE_MS = 1000;
 /** How long a failed write waits for the reader to see the server's close. */
 const WRITE_FAILURE_GRACE_MS = 500;
-/** Lines queued for sending before stdin is paused (piped input can be fast). */
-const MAX_QUEUED_LINES = 64;
-const PROMPT = "> ";
-const encoder = new TextEncoder();
-
-// ---------------------------------------------------------------- framing ---
-
-/** A received line: the server's, or the client's own notice in its place. */
-export type Received = { server: string } | { local: string };
-
-/**
- * Turns received bytes into lines to show. Each line is sanitised here, once,
- * so nothing later can print raw peer text. Pass `null` at EOF for the last
- * line the server did not finish.
- */
-export function createReceiver(): (chunk: Uint8Array | null) => Received[] {
-  const split = createLineSplitter(MAX_LINE_BYTES);
-  return (chunk) =>
-    split(chunk).map((line) =>
-      line === LINE_TOO_LONG ? { local: TOO_LONG_NOTICE } : { server: sanitizeText(line) }
-    );
-}
-
-// ------------------------------------------------------------------ views ---
-
-/** What a server line is, from its first characters (see the wire protocol). */
-export type LineKind = "notice" | "error" | "private" | "other" | "plain";
-
-export function classifyLine(line: string): LineKind {
-  if (line.startsWith("* ")) return "notice";
-  if (line.startsWith("! ")) return "error";
-  if (/^<[^<>\s]+> \(private\) /.test(line)) return "private";
-  if (/^<[^<>\s]+> /.test(line)) return "other";
-  return "plain";
-}
-
-/** The nick the server says we have, from its welcome or a rename notice. */
-export function nickFromNotice(line: string): string | undefined {
-  return /^\* (?:welcome, you are|you are now) (\S+)$/.exec(line)?.[1];
-}
-
-/** chat_server.ts's first line: only it answers /ping, so only it is pinged. */
-export function isWelcome(line: string): boolean {
-  return /^\* welcome, you are \S+$/.test(line);
-}
-
-/** Local time as HH:MM. */
-export function clock(date: Date = new Date()): string {
-  const pad = (n: number) => String(n).padStart(2, "0");
-  return `${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-/** Where lines go: a terminal with a prompt, or plain stdout for scripts. */
-interface View {
-  /** A line from the server, already sanitised. */
-  incoming(line: string): void;
-  /** A notice from this client itself, e.g. "* connection closed by server". */
-  local(line: string): void;
-  /** The user's line `typed` went out; the server does not echo it, so show it as `shown`. */
-  sent(typed: string, shown: string): void;
-  /** No more input: stop drawing the prompt. */
-  stopPrompt(): void;
-}
-
-/** Scripted use: stdout gets exactly the server's lines, so a script can parse them. */
-function plainView(): View {
-  return {
-    incoming: (line) => console.log(line),
-    local: (line) => console.error(line),
-    sent: () => {},
-    stopPrompt: () => {},
-  };
-}
-
-const COLOURS = {
-  own: "green",
-  other: "cyan",
-  private: "magenta",
-  notice: "yellow",
-  error: "red",
-} as const;
-
-/**
- * A terminal: readline owns the prompt line; everything else is printed
- * above it, after which readline redraws the prompt and the half-typed
- * input with the cursor where it was.
- */
-function terminalView(rl: Interface): View {
-  const out = process.stdout;
-  let prompting = true;
-
-  /** Erases the prompt and input, however many rows they wrap to; returns rows above the cursor. */
-  const clearPrompt = (): number => {
-    const rows = prompting ? rl.getCursorPos().rows : 0;
-    readline.moveCursor(out, 0, -rows);
-    readline.cursorTo(out, 0);
-    readline.clearScreenDown(out);
-    return rows;
-  };
-
-  const printAbove = (text: string) => {
-    const rows = clearPrompt();
-    // The extra newlines give readline back the rows it will move up over
-    // (the input's rows above the cursor) before it redraws the prompt.
-    out.write(`${paint("dim", clock())} ${text}\n${"\n".repeat(rows)}`);
-    if (prompting) rl.prompt(true);
-  };
-
-  return {
-    incoming(line) {
-      const kind = classifyLine(line);
-      printAbove(kind === "plain" ? line : paint(COLOURS[kind], line));
-    },
-    local(line) {
-      printAbove(paint(classifyLine(line) === "error" ? COLOURS.error : COLOURS.notice, line));
-    },
-    sent(typed, shown) {
-      // readline has echoed "> typed" and moved to a fresh row: go back up over
-      // the rows that took and put the timestamped line in its place.
-      const rows = Math.floor(displayWidth(PROMPT + typed) / (out.columns || 80)) + 1;
-      readline.moveCursor(out, 0, -rows);
-      printAbove(paint(COLOURS.own, sanitizeText(shown)));
-    },
-    stopPrompt() {
-      if (!prompting) return;
-      clearPrompt();
-      prompting = false;
-    },
-  };
-}
-
-/**
- * Terminal columns `text` takes, close enough for readline's own wrapping:
- * East Asian wide characters and emoji take two, combining marks none.
- */
-export function displayWidth(text: string): number {
-  let width = 0;
-  for (const char of text) {
-    const code = char.codePointAt(0)!;
-    if (/\p{M}|[\u200b-\u200f\u2060\ufe00-\ufe0f]/u.test(char)) continue;
-    const wide = /\p{Emoji_Presentation}/u.test(char) ||
-      (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) ||
-      (code >= 0xac00 && code <= 0xd7a3) || (code >= 0xf900 && code <= 0xfaff) ||
-      (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) ||
-      (code >= 0xffe0 && code <= 0xffe6) || (code >= 0x20000 && code <= 0x3fffd);
-    width += wide ? 2 : 1;
-  }
-  return width;
-}
-
-// ------------------------------------------------------------------- main ---
 
 async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
@@ -279,14 +146,38 @@ async function main(args: string[]): Promise<number> {
   const nick = flags.nick === undefined ? undefined : parseNick(flags.nick);
   const timeoutSecs = parseIntFlag(flags.timeout, "--timeout", 0, 86_400);
 
-  // connect(): refused or unreachable is one error: line, exit 1.
+  // socket() + connect(): refused or unreachable is one error: line, exit 1.
   const conn = await connectTcp(host, port);
   // Small lines should leave at once (Deno leaves Nagle on). Keep-alive still
   // helps with --timeout 0 or a peer that is not chat_server, if only after
   // the kernel's 2 hours.
   conn.setNoDelay(true);
   conn.setKeepAlive(true);
-  return await chat(conn, nick, timeoutSecs);
+  const chat = startChat(conn, timeoutSecs);
+
+  // recv(1024) + print(), in a loop of its own: lines arrive while the user types.
+  const reader = startReading(chat);
+
+  // input() + send(msg.encode()): each line as the user enters it.
+  chat.input.on("line", (line: string) => onTyped(chat, line));
+  chat.input.on("close", () => onInputEnd(chat));
+  chat.input.on("SIGINT", () => leave(chat, "SIGINT")); // in raw mode Ctrl+C is a key
+  const removeSignals = onStopSignal((signal) => leave(chat, signal));
+  if (chat.interactive) chat.input.prompt();
+  if (nick !== undefined) chat.sender.send(`/nick ${nick}`); // only now: a signal can interrupt it
+
+  try {
+    return await exitStatus(chat, await chat.ended, reader);
+  } finally {
+    // client_sock.close(), whatever ended the chat.
+    chat.silence.stop();
+    removeSignals();
+    chat.view.stopPrompt();
+    chat.inputClosed = true;
+    chat.input.close(); // also restores the terminal from raw mode
+    closeQuietly(conn);
+    await reader;
+  }
 }
 
 /** A nick must be one word: a space or newline would change the command. */
@@ -311,171 +202,157 @@ type Ending =
   | { kind: "silent" }
   | { kind: "error"; error: unknown };
 
-/**
- * The conversation: the socket's lines go to the view while the user's go
- * to the socket, until one side ends it. Returns the exit status, or throws
- * a Failure for the one error: line.
- */
-async function chat(
-  conn: Deno.TcpConn,
-  nick: string | undefined,
-  timeoutSecs: number,
-): Promise<number> {
-  const server = formatAddress(conn.remoteAddr);
-  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const input = openInput(interactive);
-  const view = interactive ? terminalView(input) : plainView();
-  let end!: (ending: Ending) => void;
-  const ending = new Promise<Ending>((resolve) => end = resolve);
-  let ownNick: string | undefined;
-  let linesSeen = 0;
-  let inputClosed = false;
-  let leaving = false;
-
-  const sender = createSender(conn, {
-    failed: (error) => end({ kind: "write-failed", error }),
-    backlog(full) {
-      if (full) input.pause();
-      else if (!inputClosed) input.resume();
-    },
-  });
-  const silence = watchSilence(timeoutSecs * 1000, {
-    ping(token) {
-      if (sender.open) sender.send(`/ping ${token}`);
-    },
-    dead: () => end({ kind: "silent" }),
-  });
-
-  const fromServer = (line: string) => {
-    if (linesSeen++ === 0 && isWelcome(line)) silence.start();
-    if (silence.isOwnPong(line)) return;
-    ownNick = nickFromNotice(line) ?? ownNick;
-    view.incoming(line);
-  };
-  const reader = receive(conn, silence.heard, (received) => {
-    if ("local" in received) view.local(received.local);
-    else fromServer(received.server);
-  }).catch((error) => {
-    end({ kind: "error", error }); // e.g. stdout unusable: not a network error
-    return "closed" as const;
-  });
-  reader.then((readEnd) => end({ kind: "read", end: readEnd }));
-
-  /** /quit, Ctrl+D on a terminal, Ctrl+C or SIGTERM: leave cleanly. */
-  const leave = (signal?: StopSignal) => {
-    if (leaving) return;
-    leaving = true;
-    view.stopPrompt();
-    end({ kind: "leave", code: signal === "SIGTERM" ? signalExitCode(signal) : 0 });
-  };
-
-  const onLine = (line: string) => {
-    if (leaving) return;
-    if (interactive && line === "") return input.prompt(); // the note's client quit here
-    if (line.trim() === "/quit") return leave();
-    sender.send(line);
-    if (!interactive) return;
-    // Chat lines and /me actions are not echoed by the server: show them
-    // the way the others see them. Other commands get an answer instead.
-    const who = ownNick ?? "you";
-    const action = /^\/me\s+(\S.*)$/.exec(line)?.[1];
-    if (!line.startsWith("/")) view.sent(line, `<${who}> ${line}`);
-    else if (action !== undefined) view.sent(line, `* ${who} ${action}`);
-    else input.prompt();
-  };
-
-  /** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes and keeps reading. */
-  const onInputEnd = () => {
-    if (inputClosed) return; // our own close() at the end
-    inputClosed = true;
-    if (interactive) leave();
-    else sender.halfClose();
-  };
-
-  /** The exit status for how the chat ended, or the Failure to report. */
-  const conclude = async (first: Ending): Promise<number> => {
-    if (first.kind === "leave") {
-      // Say goodbye, half-close, and show what the server still sends
-      // until it closes (a short wait: nc -l would never close).
-      if (sender.open) sender.send("/quit");
-      await sender.halfClose();
-      await withTimeout(reader, QUIT_GRACE_MS);
-      return first.code;
-    }
-    if (first.kind === "error") throw first.error;
-    if (first.kind === "silent") {
-      throw new Failure(
-        `no answer from ${server} for ${timeoutSecs} s; the server or the network is gone`,
-      );
-    }
-    const readEnd = first.kind === "read"
-      ? first.end
-      : await withTimeout(reader, WRITE_FAILURE_GRACE_MS);
-    if (readEnd === undefined || readEnd === "closed") {
-      const why = first.kind === "write-failed" ? describe(first.error) : "closed";
-      throw new Failure(`lost the connection to ${server}: ${why}`);
-    }
-    if (readEnd === "reset") throw new Failure(`connection reset by ${server}`);
-    view.local("* connection closed by server");
-    return 0;
-  };
-
-  input.on("line", onLine);
-  input.on("close", onInputEnd);
-  input.on("SIGINT", () => leave("SIGINT")); // in raw mode Ctrl+C is a key, not a signal
-  const removeSignals = onStopSignal(leave);
-  if (interactive) input.prompt();
-  if (nick !== undefined) sender.send(`/nick ${nick}`); // only now: a signal can interrupt it
-  try {
-    return await conclude(await ending);
-  } finally {
-    silence.stop();
-    removeSignals();
-    view.stopPrompt();
-    inputClosed = true;
-    input.close(); // also restores the terminal from raw mode
-    closeQuietly(conn);
-    await reader;
-  }
+/** One conversation: what the steps below share. */
+interface Chat {
+  conn: Deno.TcpConn;
+  /** The server as HOST:PORT, for error lines. */
+  server: string;
+  timeoutSecs: number;
+  /** stdin and stdout both a terminal: prompt, timestamps, colours. */
+  interactive: boolean;
+  input: Interface;
+  view: ClientView;
+  sender: LineSender;
+  silence: SilenceWatch;
+  /** Ends the chat; only the first call counts. */
+  end(ending: Ending): void;
+  ended: Promise<Ending>;
+  /** Our nick as the server last named it; undefined until it does. */
+  ownNick?: string;
+  /** Server lines received so far: only the first can be the welcome that arms the silence watch. */
+  linesSeen: number;
+  /** stdin ended, or we closed it: the sender's backlog must not resume it. */
+  inputClosed: boolean;
+  /** leave() ran: typed lines are ignored from now on. */
+  leaving: boolean;
 }
 
-/** stdin as lines; on a terminal, readline also draws the prompt and edits the line. */
-function openInput(interactive: boolean): Interface {
-  return createInterface({
-    input: process.stdin,
-    output: interactive ? process.stdout : undefined,
-    terminal: interactive,
-    prompt: PROMPT,
-  });
+/** Sets up the conversation on `conn`: input, view, sender and silence watch. */
+function startChat(conn: Deno.TcpConn, timeoutSecs: number): Chat {
+  const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
+  const input = openInput(interactive);
+  const { promise: ended, resolve: end } = Promise.withResolvers<Ending>();
+  const chat: Chat = {
+    conn,
+    server: formatAddress(conn.remoteAddr),
+    timeoutSecs,
+    interactive,
+    input,
+    view: interactive ? terminalView(input) : plainView(),
+    sender: createLineSender(conn, {
+      failed: (error) => end({ kind: "write-failed", error }),
+      backlog(full) {
+        if (full) input.pause();
+        else if (!chat.inputClosed) input.resume();
+      },
+    }),
+    silence: watchSilence(timeoutSecs * 1000, {
+      send(line) {
+        if (chat.sender.open) chat.sender.send(line);
+      },
+      dead: () => end({ kind: "silent" }),
+    }),
+    end,
+    ended,
+    linesSeen: 0,
+    inputClosed: false,
+    leaving: false,
+  };
+  return chat;
+}
+
+/** A typed line: sent (the note's send), shown as the room sees it, or /quit. */
+function onTyped(chat: Chat, line: string): void {
+  if (chat.leaving) return;
+  if (chat.interactive && line === "") return chat.input.prompt(); // the note's client quit here
+  if (line.trim() === "/quit") return leave(chat);
+  chat.sender.send(line);
+  if (!chat.interactive) return;
+  const shown = asOthersSeeIt(line, chat.ownNick ?? "you");
+  if (shown === undefined) chat.input.prompt(); // a command: its answer will come
+  else chat.view.sent(line, shown);
+}
+
+/** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes and keeps reading. */
+function onInputEnd(chat: Chat): void {
+  if (chat.inputClosed) return; // our own close() at the end
+  chat.inputClosed = true;
+  if (chat.interactive) leave(chat);
+  else chat.sender.halfClose();
+}
+
+/** /quit, Ctrl+D on a terminal, Ctrl+C or SIGTERM: leave cleanly. */
+function leave(chat: Chat, signal?: StopSignal): void {
+  if (chat.leaving) return;
+  chat.leaving = true;
+  chat.view.stopPrompt();
+  chat.end({ kind: "leave", code: signal === "SIGTERM" ? signalExitCode(signal) : 0 });
+}
+
+/** The exit status for how the chat ended, or the Failure for the one error: line. */
+async function exitStatus(chat: Chat, first: Ending, reader: Promise<ReadEnd>): Promise<number> {
+  if (first.kind === "leave") {
+    // Say goodbye, half-close, and show what the server still sends
+    // until it closes (a short wait: nc -l would never close).
+    if (chat.sender.open) chat.sender.send("/quit");
+    await chat.sender.halfClose();
+    await withTimeout(reader, QUIT_GRACE_MS);
+    return first.code;
+  }
+  if (first.kind === "error") throw first.error;
+  if (first.kind === "silent") {
+    throw new Failure(
+      `no answer from ${chat.server} for ${chat.timeoutSecs} s; the server or the network is gone`,
+    );
+  }
+  // A failed write usually means the server closed or reset: let the reader say which.
+  const readEnd = first.kind === "read"
+    ? first.end
+    : await withTimeout(reader, WRITE_FAILURE_GRACE_MS);
+  if (readEnd === undefined || readEnd === "closed") {
+    const why = first.kind === "write-failed" ? describe(first.error) : "closed";
+    throw new Failure(`lost the connection to ${chat.server}: ${why}`);
+  }
+  if (readEnd === "reset") throw new Failure(`connection reset by ${chat.server}`);
+  chat.view.local("* connection closed by server");
+  return 0;
 }
 
 // --------------------------------------------------------------- reading ---
 
+/** Runs receive(); its end, or its error (e.g. stdout unusable), ends the chat. */
+function startReading(chat: Chat): Promise<ReadEnd> {
+  const reader = receive(chat).catch((error) => {
+    chat.end({ kind: "error", error }); // not a network error: reported as it is
+    return "closed" as const;
+  });
+  reader.then((readEnd) => chat.end({ kind: "read", end: readEnd }));
+  return reader;
+}
+
 /**
- * Hands on every received line until the connection ends, and says how it
- * ended. conn.read(), not conn.readable: that closes the whole connection at
- * EOF, and the client may still have lines to send after the server's FIN.
+ * The note's recv(1024), in a loop: shows every received line until the
+ * connection ends, and says how it ended. conn.read(), not conn.readable:
+ * that closes the whole connection at EOF, and the client may still have
+ * lines to send after the server's FIN.
  */
-async function receive(
-  conn: Deno.TcpConn,
-  heard: () => void,
-  onLine: (received: Received) => void,
-): Promise<ReadEnd> {
-  const receiver = createReceiver();
+async function receive(chat: Chat): Promise<ReadEnd> {
+  const toLines = createReceiver();
   const buffer = new Uint8Array(16 * 1024);
   while (true) {
-    const n = await readSome(conn, buffer);
+    const n = await readSome(chat.conn, buffer);
     // Closed locally: the chat is over, nothing more is shown.
     if (n === "closed") return n;
     if (n === "eof" || n === "reset") {
-      receiver(null).forEach(onLine);
+      for (const received of toLines(null)) show(chat, received);
       return n;
     }
-    heard();
-    receiver(buffer.subarray(0, n)).forEach(onLine);
+    chat.silence.heard();
+    for (const received of toLines(buffer.subarray(0, n))) show(chat, received);
   }
 }
 
+/** One conn.read() into `buffer`: the byte count, or how the read side ended. */
 async function readSome(conn: Deno.TcpConn, buffer: Uint8Array): Promise<number | ReadEnd> {
   try {
     return await conn.read(buffer) ?? "eof";
@@ -485,104 +362,19 @@ async function readSome(conn: Deno.TcpConn, buffer: Uint8Array): Promise<number 
   }
 }
 
-/**
- * Notices a black-holed server (see the header). Half the timeout after the
- * last byte received it pings; a live chat_server answers at once, and any
- * byte at all restarts the clock. At the full timeout it calls `dead`.
- * Idle until start(): only chat_server may be pinged.
- */
-function watchSilence(
-  timeoutMs: number,
-  hooks: { ping(token: string): void; dead(): void },
-) {
-  let lastHeard = Date.now();
-  let pinged = false;
-  let pings = 0;
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const unanswered = new Set<string>();
-
-  const check = () => {
-    const silent = Date.now() - lastHeard;
-    if (silent >= timeoutMs) return hooks.dead();
-    if (!pinged && silent >= timeoutMs / 2) {
-      pinged = true;
-      const token = `alive-${++pings}`;
-      unanswered.add(token);
-      hooks.ping(token);
-    }
-    // A byte heard since the last check moved lastHeard: this wakes later.
-    timer = setTimeout(check, (pinged ? timeoutMs : timeoutMs / 2) - silent);
-  };
-
-  return {
-    start() {
-      if (timeoutMs === 0 || timer !== undefined) return;
-      lastHeard = Date.now();
-      timer = setTimeout(check, timeoutMs / 2);
-    },
-    heard() {
-      lastHeard = Date.now();
-      pinged = false;
-    },
-    /** The answer to our own ping is for us, not the user: it is not shown. */
-    isOwnPong(line: string): boolean {
-      const token = /^\* pong (alive-\d+)$/.exec(line)?.[1];
-      return token !== undefined && unanswered.delete(token);
-    },
-    stop: () => clearTimeout(timer),
-  };
+/** The note's print(): one received line, unless it is the answer to our own ping. */
+function show(chat: Chat, received: Received): void {
+  if ("local" in received) return chat.view.local(received.local);
+  const line = received.server;
+  if (chat.linesSeen++ === 0 && isWelcome(line)) chat.silence.start();
+  if (chat.silence.isOwnPong(line)) return;
+  chat.ownNick = nickFromNotice(line) ?? chat.ownNick;
+  chat.view.incoming(line);
 }
 
-// --------------------------------------------------------------- writing ---
+// --------------------------------------------------------------- helpers ---
 
-/**
- * Sends lines in order, one write at a time: conn.write() may write only
- * part, and two writes in flight could interleave. The first failed write
- * ends the chat (the server went away); later ones are skipped, not reported.
- */
-function createSender(
-  conn: Deno.TcpConn,
-  hooks: { failed(error: unknown): void; backlog(full: boolean): void },
-) {
-  let writes: Promise<void> = Promise.resolve();
-  let queued = 0;
-  let broken = false;
-  let halfClosed = false;
-  return {
-    /** Still possible to send: not broken, not half-closed (that would be a BrokenPipe). */
-    get open() {
-      return !broken && !halfClosed;
-    },
-    send(line: string): void {
-      const bytes = encoder.encode(`${line}\n`);
-      if (++queued === MAX_QUEUED_LINES) hooks.backlog(true);
-      writes = writes.then(async () => {
-        try {
-          if (!broken) await writeAll(conn, bytes);
-        } catch (error) {
-          broken = true;
-          hooks.failed(error);
-        } finally {
-          if (--queued === MAX_QUEUED_LINES / 2) hooks.backlog(false);
-        }
-      });
-    },
-    /** closeWrite() after the lines before it: the server reads them, then EOF. */
-    halfClose(): Promise<void> {
-      if (halfClosed) return writes;
-      halfClosed = true;
-      writes = writes.then(async () => {
-        try {
-          await conn.closeWrite();
-        } catch {
-          // The server is gone already; the reader reports it.
-        }
-      });
-      return writes;
-    },
-  };
-}
-
+/** A failed write for the error: line, in a few words, without Deno's "(os error N)". */
 function describe(err: unknown): string {
   if (err instanceof Deno.errors.BrokenPipe) return "broken pipe";
   if (err instanceof Deno.errors.ConnectionReset) return "connection reset";

@@ -1,18 +1,21 @@
-// Tests of chat_client.ts: its line framing directly, then the real program
-// against nc -l, ncat --chat, small in-test servers, chat_server.ts, and a
-// real terminal (tmux). Dead-server detection: chat_client_dead_test.ts.
+// Tests of chat_client.ts: its lib/ parts directly (line framing and kinds,
+// the view's helpers, the line sender, the silence watch), then the real
+// program against nc -l, ncat --chat, small in-test servers, chat_server.ts,
+// and a real terminal (tmux). Dead-server detection: chat_client_dead_test.ts.
 
 import assert from "node:assert/strict";
 import {
+  asOthersSeeIt,
   classifyLine,
-  clock,
   createReceiver,
-  displayWidth,
   isWelcome,
   MAX_LINE_BYTES,
   nickFromNotice,
   TOO_LONG_NOTICE,
-} from "../chat_client.ts";
+} from "../lib/client_lines.ts";
+import { clock, displayWidth } from "../lib/client_view.ts";
+import { createLineSender } from "../lib/line_sender.ts";
+import { watchSilence } from "../lib/silence_watch.ts";
 import {
   delay,
   freePort,
@@ -126,6 +129,100 @@ Deno.test("chat_client: line kinds, nick tracking, clock, display width", () => 
   assert.ok(!isWelcome("* you are now alice"));
   assert.equal(clock(new Date(2024, 0, 1, 7, 5)), "07:05");
   assert.equal(displayWidth("> ab你好🙂"), 10);
+});
+
+Deno.test("chat_client: own chat lines and /me actions are shown as the room sees them", () => {
+  assert.equal(asOthersSeeIt("hi 你好", "carol"), "<carol> hi 你好");
+  assert.equal(asOthersSeeIt("/me  waves", "carol"), "* carol waves");
+  assert.equal(asOthersSeeIt("/me", "carol"), undefined); // a command: the server answers
+  assert.equal(asOthersSeeIt("/who", "carol"), undefined);
+});
+
+/** A fake connection: each write() takes at most `most` bytes; from write `failFrom` on, they fail. */
+function fakeConn(most: number, failFrom = Infinity) {
+  const chunks: Uint8Array[] = [];
+  const calls: string[] = [];
+  return {
+    calls,
+    write(bytes: Uint8Array): Promise<number> {
+      calls.push("write");
+      if (calls.length > failFrom) return Promise.reject(new Deno.errors.BrokenPipe("gone"));
+      chunks.push(bytes.slice(0, most));
+      return Promise.resolve(Math.min(most, bytes.length));
+    },
+    closeWrite(): Promise<void> {
+      calls.push("closeWrite");
+      return Promise.resolve();
+    },
+    written: () => new TextDecoder().decode(new Uint8Array(chunks.flatMap((c) => [...c]))),
+  };
+}
+
+Deno.test("chat_client: the line sender writes whole lines in order, then half-closes", async () => {
+  const conn = fakeConn(3); // every write() takes 3 bytes at most: partial writes
+  const backlog: boolean[] = [];
+  const sender = createLineSender(conn, {
+    failed: (error) => assert.fail(String(error)),
+    backlog: (full) => backlog.push(full),
+  });
+  for (let i = 0; i < 70; i++) sender.send(`line ${i} 你好`);
+  assert.ok(sender.open);
+  const closed = sender.halfClose();
+  assert.ok(!sender.open); // writing after closeWrite() would be a BrokenPipe
+  await closed;
+  const want = Array.from({ length: 70 }, (_, i) => `line ${i} 你好\n`).join("");
+  assert.equal(conn.written(), want);
+  assert.equal(conn.calls.at(-1), "closeWrite");
+  assert.deepEqual(backlog, [true, false]); // full at 64 queued, drained at 32
+});
+
+Deno.test("chat_client: the line sender reports the first failed write only", async () => {
+  const conn = fakeConn(100, 1); // the second write fails: the server went away
+  const failures: unknown[] = [];
+  const sender = createLineSender(conn, { failed: (e) => failures.push(e), backlog: () => {} });
+  sender.send("a");
+  sender.send("b");
+  sender.send("c");
+  await sender.halfClose();
+  assert.equal(conn.written(), "a\n");
+  assert.deepEqual(conn.calls, ["write", "write", "closeWrite"]); // "c" was skipped
+  assert.equal(failures.length, 1);
+  assert.ok(failures[0] instanceof Deno.errors.BrokenPipe);
+  assert.ok(!sender.open);
+});
+
+Deno.test("chat_client: the silence watch pings at half the timeout, then declares the server dead", async () => {
+  const sent: string[] = [];
+  let dead = false;
+  const watch = watchSilence(400, { send: (line) => sent.push(line), dead: () => dead = true });
+  try {
+    watch.start();
+    await delay(300);
+    assert.deepEqual(sent, ["/ping alive-1"]);
+    assert.ok(!watch.isOwnPong("* pong me"), "the user's own /ping is answered as usual");
+    assert.ok(watch.isOwnPong("* pong alive-1"));
+    assert.ok(!watch.isOwnPong("* pong alive-1"), "each answer is hidden once");
+    watch.heard(); // a byte arrived: the clock restarts, next ping at 500 ms, dead at 700
+    await delay(300);
+    assert.deepEqual(sent, ["/ping alive-1", "/ping alive-2"]);
+    assert.ok(!dead);
+    await delay(300);
+    assert.ok(dead);
+  } finally {
+    watch.stop();
+  }
+});
+
+Deno.test("chat_client: the silence watch stays idle until start(), and for --timeout 0", async () => {
+  const calls: string[] = [];
+  const hooks = { send: (line: string) => calls.push(line), dead: () => calls.push("dead") };
+  const idle = watchSilence(40, hooks);
+  const never = watchSilence(0, hooks);
+  never.start();
+  await delay(100);
+  idle.stop();
+  never.stop();
+  assert.deepEqual(calls, []);
 });
 
 // --------------------------------------------------------- real programs ---

@@ -675,7 +675,7 @@ const chatClient: {
   createReceiver?: () => (chunk: Uint8Array | null) => Received[];
   MAX_LINE_BYTES?: number;
   TOO_LONG_NOTICE?: string;
-} = await import(String(new URL("../chat_client.ts", import.meta.url))).catch(() => ({}));
+} = await import(String(new URL("../lib/client_lines.ts", import.meta.url))).catch(() => ({}));
 
 Deno.test({
   name: "fuzz chat_client createReceiver: the reference lines, sanitised; over 64 KiB a notice",

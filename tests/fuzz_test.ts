@@ -1,7 +1,7 @@
 // Property tests (seeded fuzzing) of the framing and text helpers in utils.ts:
 // createLineSplitter (the chat server's line framer), readMessage and
 // utf8Boundary (the UTF-8-safe decoder of server.ts and client.ts) and
-// sanitizeText, plus chat_client.ts's receiver (framer + sanitiser).
+// sanitizeText, plus chat_client's receiver (lib/client_lines.ts: framer + sanitiser).
 //
 // Every run draws a fresh seed and prints it on failure; reproduce with
 //   FUZZ_SEED=1234 deno test -A tests/fuzz_test.ts
@@ -9,6 +9,12 @@
 
 import assert from "node:assert/strict";
 import { closeQuietly, sanitizeText } from "../utils.ts";
+import {
+  createReceiver,
+  MAX_LINE_BYTES,
+  type Received,
+  TOO_LONG_NOTICE,
+} from "../lib/client_lines.ts";
 import { createLineSplitter, LINE_TOO_LONG, type LineEvent } from "../lib/lines.ts";
 import { type Message, readMessage, utf8Boundary } from "../lib/message.ts";
 
@@ -668,20 +674,11 @@ Deno.test("framing keeps a U+FEFF that starts a line (no BOM stripping per line)
 
 // ------------------------------------------------ chat_client's receiver ---
 
-// chat_client.ts is another issue's file: its receiver (the shared framer,
-// then sanitizeText on every line) is checked when it exports one.
-type Received = { server: string } | { local: string };
-const chatClient: {
-  createReceiver?: () => (chunk: Uint8Array | null) => Received[];
-  MAX_LINE_BYTES?: number;
-  TOO_LONG_NOTICE?: string;
-} = await import(String(new URL("../lib/client_lines.ts", import.meta.url))).catch(() => ({}));
-
+// chat_client's receiver: the shared framer, then sanitizeText on every line.
 Deno.test({
   name: "fuzz chat_client createReceiver: the reference lines, sanitised; over 64 KiB a notice",
-  ignore: typeof chatClient.createReceiver !== "function",
   fn: async () => {
-    const maxLine = chatClient.MAX_LINE_BYTES ?? 64 * 1024;
+    const maxLine = MAX_LINE_BYTES;
     await seeded("chat-client-receiver", (rng) => {
       for (let i = 0; i < scaled(400); i++) {
         const stream = randomStream(
@@ -692,16 +689,14 @@ Deno.test({
             maxLine,
           },
         );
-        const receive = chatClient.createReceiver!();
+        const receive = createReceiver();
         const got: Received[] = [];
         for (const chunk of cut(stream, randomChunks(rng, stream.length))) {
           got.push(...receive(chunk));
         }
         got.push(...receive(null));
         const want = referenceLines(stream, maxLine, true).map((line) =>
-          line === LINE_TOO_LONG
-            ? { local: chatClient.TOO_LONG_NOTICE }
-            : { server: sanitizeText(line) }
+          line === LINE_TOO_LONG ? { local: TOO_LONG_NOTICE } : { server: sanitizeText(line) }
         );
         const context = `stream ${i} (${stream.length} bytes)`;
         assert.equal(got.length, want.length, context);

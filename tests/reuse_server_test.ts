@@ -3,7 +3,7 @@
 // --demo that shows EADDRINUSE without SO_REUSEADDR.
 
 import assert from "node:assert/strict";
-import { readTcpSockets } from "../states.ts";
+import { readTcpSockets } from "../lib/proc_net_tcp.ts";
 import {
   connectClient,
   delay,

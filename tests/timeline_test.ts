@@ -5,16 +5,15 @@
 // step-by-step text of the same run).
 
 import assert from "node:assert/strict";
+import type { End, PictureRow } from "../lib/picture.ts";
+import type { StateName } from "../lib/tcp_states.ts";
 import {
   type DemoStep,
   drawTimeline,
-  type End,
-  type PictureRow,
   type Seen,
-  type StateName,
   timelineOf,
   type TimelineRow,
-} from "../states.ts";
+} from "../lib/timeline.ts";
 import { colourEnv, ROOT, runInTerminal, runScript } from "./helpers.ts";
 
 const linux = Deno.build.os === "linux";

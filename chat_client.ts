@@ -57,10 +57,7 @@
 import type { Interface } from "node:readline";
 import process from "node:process";
 import {
-  closeQuietly,
-  connectTcp,
   Failure,
-  formatAddress,
   onStopSignal,
   parseFlags,
   parseHost,
@@ -72,6 +69,7 @@ import {
   type StopSignal,
   UsageError,
 } from "./utils.ts";
+import { closeQuietly, connectTcp, formatAddress } from "./lib/net.ts";
 import {
   asOthersSeeIt,
   createReceiver,

@@ -38,11 +38,6 @@
 import { createInterface } from "node:readline";
 import process from "node:process";
 import {
-  acceptClient,
-  announceListening,
-  closeQuietly,
-  formatAddress,
-  listenTcp,
   onStopSignal,
   paint,
   parseFlags,
@@ -52,6 +47,13 @@ import {
   runMain,
   UsageError,
 } from "./utils.ts";
+import {
+  acceptClient,
+  announceListening,
+  closeQuietly,
+  formatAddress,
+  listenTcp,
+} from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isPlainChat } from "./lib/chat_text.ts";

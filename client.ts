@@ -14,10 +14,7 @@
 import { createInterface } from "node:readline";
 import process from "node:process";
 import {
-  closeQuietly,
-  connectTcp,
   Failure,
-  formatAddress,
   onStopSignal,
   parseFlags,
   parseHost,
@@ -26,8 +23,8 @@ import {
   sanitizeText,
   signalExitCode,
   UsageError,
-  writeAll,
 } from "./utils.ts";
+import { closeQuietly, connectTcp, formatAddress, writeAll } from "./lib/net.ts";
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 

@@ -29,12 +29,7 @@
 //                                         and with SO_REUSEADDR
 
 import {
-  acceptClient,
-  announceListening,
-  closeQuietly,
   DEFAULT_PORT,
-  formatAddress,
-  listenTcp,
   onStopSignal,
   parseFlags,
   parseHost,
@@ -42,8 +37,15 @@ import {
   parsePort,
   runMain,
   UsageError,
-  writeAll,
 } from "./utils.ts";
+import {
+  acceptClient,
+  announceListening,
+  closeQuietly,
+  formatAddress,
+  listenTcp,
+  writeAll,
+} from "./lib/net.ts";
 import { describeReceived, describeSent, type Explain, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 import { connectionState, readTcpSockets } from "./lib/proc_net_tcp.ts";

@@ -22,11 +22,6 @@
 //   server_sock.close()            closeQuietly(listener)
 
 import {
-  acceptClient,
-  announceListening,
-  closeQuietly,
-  formatAddress,
-  listenTcp,
   onStopSignal,
   parseFlags,
   parseHost,
@@ -34,8 +29,15 @@ import {
   parsePort,
   runMain,
   signalExitCode,
-  writeAll,
 } from "./utils.ts";
+import {
+  acceptClient,
+  announceListening,
+  closeQuietly,
+  formatAddress,
+  listenTcp,
+  writeAll,
+} from "./lib/net.ts";
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 

@@ -37,7 +37,6 @@
 //   the textbook's picture of the exchange   drawTimeline (lib/timeline.ts)
 
 import {
-  formatAddress,
   onStopSignal,
   parseFlags,
   parseHost,
@@ -45,8 +44,8 @@ import {
   parsePort,
   runMain,
   UsageError,
-  writeAll,
 } from "./utils.ts";
+import { formatAddress, writeAll } from "./lib/net.ts";
 import { Lab } from "./lib/lab.ts";
 import { clientSends, type End, HANDSHAKE, isSegment, serverSends } from "./lib/picture.ts";
 import {

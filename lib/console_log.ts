@@ -13,7 +13,8 @@
  */
 
 import process from "node:process";
-import { paint, writeAll } from "../utils.ts";
+import { paint } from "../utils.ts";
+import { writeAll } from "./net.ts";
 import { joinLines } from "./slab_encoder.ts";
 
 /** A line to log: text, or a relayed line already encoded with its `\n` (no second copy). */

@@ -8,7 +8,7 @@
  * @module
  */
 
-import { closeQuietly, listenTcp } from "../utils.ts";
+import { closeQuietly, listenTcp } from "./net.ts";
 
 /** A client's connection and the server's, the two ends of one TCP connection. */
 export interface ConnectionPair {

@@ -10,7 +10,7 @@
  * @module
  */
 
-import { writeAll } from "../utils.ts";
+import { writeAll } from "./net.ts";
 
 /** Lines queued for sending before the backlog is reported full. */
 const MAX_QUEUED_LINES = 64;

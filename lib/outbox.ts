@@ -17,7 +17,7 @@
  * @module
  */
 
-import { closeQuietly } from "../utils.ts";
+import { closeQuietly } from "./net.ts";
 import { joinLines, SlabEncoder } from "./slab_encoder.ts";
 
 /** The part of a connection an outbox writes to. */

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { formatAddress } from "../utils.ts";
+import { formatAddress } from "./net.ts";
 import { type End, ENDS } from "./picture.ts";
 import { connectionState, pollTcpSockets, sameEndpoint, type TcpSocket } from "./proc_net_tcp.ts";
 import { byLifecycle, type StateName } from "./tcp_states.ts";

@@ -9,7 +9,8 @@
  * @module
  */
 
-import { Failure, formatAddress } from "../utils.ts";
+import { Failure } from "../utils.ts";
+import { formatAddress } from "./net.ts";
 import type { StateName } from "./tcp_states.ts";
 
 /** Codes from include/net/tcp_states.h, as /proc/net/tcp prints them (field `st`). */

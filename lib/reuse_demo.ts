@@ -10,7 +10,8 @@
  * @module
  */
 
-import { closeQuietly, Failure, formatAddress, listenTcp, paint, writeAll } from "../utils.ts";
+import { Failure, paint } from "../utils.ts";
+import { closeQuietly, formatAddress, listenTcp, writeAll } from "./net.ts";
 import { type Libc, LibcError, openLibc } from "./libc.ts";
 import { readMessage } from "./message.ts";
 import { pollTcpSockets, socketsOnPort } from "./proc_net_tcp.ts";

@@ -12,7 +12,8 @@
  * @module
  */
 
-import { formatAddress, sanitizeText } from "../utils.ts";
+import { sanitizeText } from "../utils.ts";
+import { formatAddress } from "./net.ts";
 import type { Cluster, LocalRoom } from "./room_link.ts";
 import type { LogLine } from "./console_log.ts";
 import { type Outbox, Outboxes, type Writable } from "./outbox.ts";

@@ -8,7 +8,8 @@
 // and scale the work with FUZZ_SCALE=10 (ten times the streams, say).
 
 import assert from "node:assert/strict";
-import { closeQuietly, sanitizeText } from "../utils.ts";
+import { sanitizeText } from "../utils.ts";
+import { closeQuietly } from "../lib/net.ts";
 import {
   createReceiver,
   MAX_LINE_BYTES,

@@ -3,14 +3,9 @@
 
 import assert from "node:assert/strict";
 import {
-  acceptClient,
-  closeQuietly,
-  connectTcp,
   DEFAULT_HOST,
   DEFAULT_PORT,
   Failure,
-  formatAddress,
-  listenTcp,
   parseFlags,
   parseHost,
   parseIntFlag,
@@ -18,8 +13,15 @@ import {
   sanitizeText,
   signalExitCode,
   UsageError,
-  writeAll,
 } from "../utils.ts";
+import {
+  acceptClient,
+  closeQuietly,
+  connectTcp,
+  formatAddress,
+  listenTcp,
+  writeAll,
+} from "../lib/net.ts";
 import { isPlainAscii } from "../lib/chat_text.ts";
 import { createLineSplitter, LINE_TOO_LONG, type LineEvent } from "../lib/lines.ts";
 import { type Message, readMessage, utf8Boundary } from "../lib/message.ts";

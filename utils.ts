@@ -34,12 +34,18 @@ export async function runMain(main: () => Promise<number | void>, usage: string)
   } catch (err) {
     console.error(`${paint("red", "error:", "stderr")} ${errorMessage(err)}`);
     if (err instanceof UsageError) {
-      console.error(usage.split("\n")[0]);
+      console.error(synopsis(usage));
       console.error("Run with --help for details.");
       code = 2;
     }
   }
   Deno.exit(code);
+}
+
+/** The usage text's synopsis: every form of the command, up to the first blank line. */
+function synopsis(usage: string): string {
+  const end = usage.indexOf("\n\n");
+  return end === -1 ? usage : usage.slice(0, end);
 }
 
 const errorMessage = (err: unknown) => err instanceof Error ? err.message : String(err);
@@ -75,13 +81,9 @@ export function parseFlags<const T extends Options>(
   options: T,
   usage: string,
 ): FlagValues<T> {
-  let values: FlagValues<T>;
-  try {
-    const parsed = parseArgs({ args, options: { ...SHARED_OPTIONS, ...options }, strict: true });
-    values = parsed.values as unknown as FlagValues<T>;
-  } catch (err) {
-    throw new UsageError(lowerFirst(errorMessage(err).split("\n")[0]));
-  }
+  const all: Options = { ...SHARED_OPTIONS, ...options };
+  const parsed = parseArgs({ args: withValuesJoined(args, all), options: all, strict: true });
+  const values = parsed.values as unknown as FlagValues<T>;
   if (values.help) {
     console.log(usage);
     Deno.exit(0);
@@ -89,7 +91,36 @@ export function parseFlags<const T extends Options>(
   return values;
 }
 
-const lowerFirst = (text: string) => text.charAt(0).toLowerCase() + text.slice(1);
+/**
+ * `args` with every option's value joined to it (`--size=-1`), checked with
+ * messages of our own: parseArgs refuses a value that starts with "-" ("argument
+ * is ambiguous") and names options in its own syntax ("'-p, --port <value>'").
+ */
+function withValuesJoined(args: string[], options: Options): string[] {
+  const shorts = new Map(Object.entries(options).map(([name, o]) => [`-${o.short}`, name]));
+  // [name, the value given with it]: "--size=5" -> ["size", "5"], "-p80" -> ["port", "80"]
+  const split = (arg: string): [string | undefined, string | undefined] => {
+    const long = /^--([^=]+)(?:=([\s\S]*))?$/.exec(arg);
+    return long ? [long[1], long[2]] : [shorts.get(arg.slice(0, 2)), arg.slice(2) || undefined];
+  };
+  const isOption = (arg: string) => /^-(-.|.$)/.test(arg) && split(arg)[0]! in options;
+  const joined: string[] = [];
+  for (let i = 0; i < args.length; i++) {
+    if (!/^-[^-]|^--./.test(args[i])) throw new UsageError(`unexpected argument '${args[i]}'`);
+    const [name, value] = split(args[i]);
+    const option = name === undefined ? undefined : options[name];
+    if (!option) throw new UsageError(`unknown option '${args[i].split("=")[0]}'`);
+    const shown = option.short ? `-${option.short}/--${name}` : `--${name}`;
+    if (option.type === "boolean" && value !== undefined) {
+      throw new UsageError(`${shown} takes no value`);
+    }
+    if (option.type === "boolean") joined.push(`--${name}`);
+    else if (value !== undefined) joined.push(`--${name}=${value}`);
+    else if (i + 1 < args.length && !isOption(args[i + 1])) joined.push(`--${name}=${args[++i]}`);
+    else throw new UsageError(`${shown} needs a value`);
+  }
+  return joined;
+}
 
 /** A whole number in [min, max], or UsageError naming the flag. */
 export function parseIntFlag(
@@ -155,7 +186,7 @@ export function paint(
   text: string,
   stream: "stdout" | "stderr" = "stdout",
 ): string {
-  return styleText(format, text, { stream: stream === "stdout" ? process.stdout : process.stderr });
+  return styleText(format, text, { stream: process[stream] });
 }
 
 // --------------------------------------------------------------- signals ---
@@ -170,15 +201,8 @@ const SIGNALS: StopSignal[] = Deno.build.os === "windows" ? ["SIGINT"] : ["SIGIN
  * removes the listeners; they do not keep the process alive.
  */
 export function onStopSignal(handler: (signal: StopSignal) => void): () => void {
-  const remove = () => {
-    for (const [signal, listener] of listeners) {
-      try {
-        Deno.removeSignalListener(signal, listener);
-      } catch {
-        // Already removed.
-      }
-    }
-  };
+  // Removing a listener twice is harmless: the handler and the caller both may.
+  const remove = () => listeners.forEach(([signal, l]) => Deno.removeSignalListener(signal, l));
   const listeners = SIGNALS.map((signal) => {
     const listener = () => {
       remove();

@@ -167,11 +167,50 @@ Deno.test("parseFlags: unknown flags, positionals and missing values are UsageEr
   assert.throws(() => parseFlags(["--help=yes"], options, "usage"), UsageError);
 });
 
+Deno.test("parseFlags: the project's own message for every malformed flag", () => {
+  const options = {
+    size: { type: "string", default: "1024" },
+    message: { type: "string", short: "m" },
+    explain: { type: "boolean", default: false },
+  } as const;
+  const messageOf = (args: string[]) => {
+    try {
+      parseFlags(args, options, "usage");
+    } catch (err) {
+      assert.ok(err instanceof UsageError);
+      return err.message;
+    }
+    return "(accepted)";
+  };
+  assert.equal(messageOf(["-p"]), "-p/--port needs a value");
+  assert.equal(messageOf(["--port"]), "-p/--port needs a value");
+  assert.equal(messageOf(["--size"]), "--size needs a value");
+  assert.equal(messageOf(["--host", "--size", "5"]), "--host needs a value");
+  assert.equal(messageOf(["--explain=yes"]), "--explain takes no value");
+  assert.equal(messageOf(["-hx"]), "-h/--help takes no value");
+  assert.equal(messageOf(["--bogus=1"]), "unknown option '--bogus'");
+  assert.equal(messageOf(["-x"]), "unknown option '-x'");
+  assert.equal(messageOf(["extra"]), "unexpected argument 'extra'");
+  assert.equal(messageOf(["--", "extra"]), "unexpected argument '--'");
+});
+
+Deno.test("parseFlags: a value that starts with '-' is a value, not a flag", () => {
+  const options = {
+    size: { type: "string", default: "1024" },
+    message: { type: "string", short: "m" },
+  } as const;
+  const flags = parseFlags(["--size", "-1", "-m", "-hello", "-p-5"], options, "usage");
+  assert.equal(flags.size, "-1", "checked later, with the flag's own message");
+  assert.equal(flags.message, "-hello");
+  assert.equal(flags.port, "-5");
+  assert.equal(parseFlags(["-m", "--", "-p", "1"], options, "usage").message, "--");
+});
+
 Deno.test("runMain: error: line, usage hint and exit codes 0/1/2 (in a child process)", async () => {
   const utils = new URL("utils.ts", `file://${ROOT}`).href;
   const program = (body: string) =>
     `import { Failure, runMain, UsageError } from ${JSON.stringify(utils)};\n` +
-    `runMain(async () => { ${body} }, "usage: demo [--x]\\nmore help");`;
+    `runMain(async () => { ${body} }, "usage: demo [--x]\\n       demo --y\\n\\nmore help");`;
   const [usage, failure, other, fine, code] = await Promise.all([
     run(Deno.execPath(), ["eval", program(`throw new UsageError("bad flag");`)]),
     run(Deno.execPath(), ["eval", program(`throw new Failure("it broke");`)]),
@@ -180,7 +219,11 @@ Deno.test("runMain: error: line, usage hint and exit codes 0/1/2 (in a child pro
     run(Deno.execPath(), ["eval", program(`return 3;`)]),
   ]);
   assert.equal(usage.code, 2);
-  assert.equal(usage.stderr, "error: bad flag\nusage: demo [--x]\nRun with --help for details.\n");
+  assert.equal(
+    usage.stderr,
+    "error: bad flag\nusage: demo [--x]\n       demo --y\nRun with --help for details.\n",
+    "the whole synopsis, every form, up to the first blank line",
+  );
   assert.equal(failure.code, 1);
   assert.equal(failure.stderr, "error: it broke\n");
   assert.equal(other.code, 1);

@@ -24,19 +24,21 @@ export function explainer(on: boolean): Explain {
 }
 
 /**
- * The recv line's result: the bytes of the message (without its newline), how
- * it ended, and how many reads it took, with what one recv() would have got.
+ * The recv line's result: the bytes that crossed the wire for the message
+ * (its line ending included, as the sender counts them), how it ended, and
+ * how many reads it took, with what one recv() would have got.
  */
 export function describeReceived(message: Message | null, size: number, peer: string): string {
   if (!message) return `0 bytes: ${peer} closed without sending (Python's recv() returns b"")`;
   const { reads } = message;
+  const ending = JSON.stringify(message.lineEnding);
   const ended = message.end === "newline"
-    ? "ended by a newline"
+    ? `: the line and its ${ending}`
     : message.end === "eof"
-    ? `ended by ${peer}'s EOF (its FIN)`
-    : `stopped at --size ${size} (at a character boundary)`;
-  if (reads.length <= 1) return `${bytes(message.byteLength)}, ${ended}, 1 read`;
-  return `${bytes(message.byteLength)} in ${reads.length} reads, ${ended}; ` +
+    ? `, ended by ${peer}'s EOF (its FIN)`
+    : `, stopped at --size ${size} (the text cut at a character boundary)`;
+  if (reads.length <= 1) return `${bytes(message.byteLength)}${ended}, 1 read`;
+  return `${bytes(message.byteLength)} in ${reads.length} reads${ended}; ` +
     `one recv(${size}) would have returned only the first ${bytes(reads[0])}`;
 }
 

@@ -20,8 +20,13 @@ export type MessageEnd = "newline" | "eof" | "size";
 export interface Message {
   /** The decoded text, without the line ending (invalid bytes are U+FFFD). */
   text: string;
-  /** Bytes of the message as received, without the line ending. */
+  /**
+   * Bytes that crossed the wire for it: the line ending included, as the
+   * sender counts what it sent; at --size, every byte read.
+   */
   byteLength: number;
+  /** The line ending it came with: "\n", "\r\n", or "" (ended by EOF or --size). */
+  lineEnding: "\n" | "\r\n" | "";
   /** What ended it: a newline, the peer's EOF, or the --size limit. */
   end: MessageEnd;
   /** Bytes each conn.read() returned: the note's one recv() got only the first. */
@@ -67,8 +72,11 @@ export async function readMessage(conn: Deno.Conn, maxBytes: number): Promise<Me
   }
   if (filled === 0 && end === "eof") return null;
   let body = buffer.subarray(0, end === "size" ? utf8Boundary(buffer) : filled);
-  if (end === "newline" && body.at(-1) === 0x0d) body = body.subarray(0, -1);
-  return { text: utf8.decode(body), byteLength: body.length, end, reads };
+  const crlf = end === "newline" && body.at(-1) === 0x0d;
+  if (crlf) body = body.subarray(0, -1);
+  const lineEnding = end !== "newline" ? "" : crlf ? "\r\n" : "\n";
+  const byteLength = end === "newline" ? filled + 1 : filled;
+  return { text: utf8.decode(body), byteLength, lineEnding, end, reads };
 }
 
 /** Prints `received: TEXT`, sanitised, with a note on stderr when --size stopped it. */

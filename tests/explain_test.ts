@@ -71,7 +71,7 @@ Deno.test("explain: server.ts --explain adds one line per step on stderr, stdout
   assert.deepEqual(explained.stderr, [
     `socket()+bind()+listen()  ->  Deno.listen({hostname, port})   listening on ${server}`,
     `accept()  ->  await listener.accept()   ${client} connected`,
-    "recv(1024)  ->  conn.read(buf)   5 bytes, ended by a newline, 1 read",
+    'recv(1024)  ->  conn.read(buf)   6 bytes: the line and its "\\n", 1 read',
     "send()  ->  conn.write()   11 bytes",
     `close()  ->  conn.close()   closed ${client}`,
     `close()  ->  listener.close()   stopped listening on ${server}`,
@@ -96,10 +96,10 @@ Deno.test("explain: server.ts recv line counts the reads a split message took", 
     "recv(1024)",
     "conn.read(buf)",
     String
-      .raw`13 bytes in (\d+) reads, ended by a newline; one recv\(1024\) would have returned only the first (\d+) bytes`,
+      .raw`14 bytes in (\d+) reads: the line and its "\\n"; one recv\(1024\) would have returned only the first (\d+) bytes`,
   ).exec(recv ?? "");
   assert.ok(match, recv);
-  assert.ok(Number(match[1]) >= 2 && Number(match[2]) < 13, recv);
+  assert.ok(Number(match[1]) >= 2 && Number(match[2]) < 14, recv);
 });
 
 Deno.test("explain: server.ts recv line says how the message ended: EOF, --size, nothing", async () => {
@@ -125,7 +125,8 @@ Deno.test("explain: server.ts recv line says how the message ended: EOF, --size,
   });
   assert.equal(
     recvLine(cut.stderr),
-    "recv(7)  ->  conn.read(buf)   5 bytes, stopped at --size 7 (at a character boundary), 1 read",
+    "recv(7)  ->  conn.read(buf)   7 bytes, stopped at --size 7 (the text cut at a character " +
+      "boundary), 1 read",
   );
   assert.ok(cut.stderr.includes("(stopped at --size 7 bytes; the rest was not read)"));
 
@@ -175,7 +176,7 @@ Deno.test("explain: client.ts --explain: connect, input(), send, recv, close; st
   assert.deepEqual(lines.slice(1), [
     'input("Words: ")  ->  --message TEXT   "hello server"',
     'send(msg.encode())  ->  conn.write(bytes)   13 bytes: the line and its "\\n"',
-    "recv(1024)  ->  conn.read(buf)   10 bytes, ended by a newline, 1 read",
+    'recv(1024)  ->  conn.read(buf)   11 bytes: the line and its "\\n", 1 read',
     `close()  ->  conn.close()   closed the connection to ${server}`,
   ]);
 
@@ -239,7 +240,9 @@ Deno.test("explain: reuse_server.ts --explain: SO_REUSEADDR, listen(128), then e
     const closed = stdout.filter((line) => line.startsWith("closed "))[index];
     return [
       `accept()  ->  await listener.accept()   ${client} connected`,
-      `recv(1024)  ->  conn.read(buf)   ${index === 0 ? 5 : 6} bytes, ended by a newline, 1 read`,
+      `recv(1024)  ->  conn.read(buf)   ${
+        index === 0 ? 6 : 7
+      } bytes: the line and its "\\n", 1 read`,
       "send()  ->  conn.write()   11 bytes",
       `close()  ->  conn.close()   ${closed}`, // the same words as stdout's close line
     ];
@@ -307,7 +310,7 @@ Deno.test("explain: the lines are dim on a terminal, plain in a pipe or with NO_
 
   const onTerminal = await client(true);
   assert.ok(
-    onTerminal.stdout.includes(`${dim}recv(1024)  ->  conn.read(buf)   10 bytes, ended by`),
+    onTerminal.stdout.includes(`${dim}recv(1024)  ->  conn.read(buf)   11 bytes: the line`),
     onTerminal.stdout,
   );
   assert.ok(onTerminal.stdout.includes("received: thank you!"), onTerminal.stdout);
@@ -315,6 +318,27 @@ Deno.test("explain: the lines are dim on a terminal, plain in a pipe or with NO_
   // Piped, colour allowed by the environment: still plain, as every test above (NO_COLOR) is.
   const piped = await client(false);
   assert.equal(piped.stdout, "received: thank you!\n");
-  assert.match(piped.stderr, /^recv\(1024\) {2}-> {2}conn\.read\(buf\) {3}10 bytes, /m);
+  assert.match(piped.stderr, /^recv\(1024\) {2}-> {2}conn\.read\(buf\) {3}11 bytes: /m);
   assert.ok(!piped.stderr.includes("\x1b["), piped.stderr);
+});
+
+Deno.test("explain: client and server count the same bytes for the same line", async () => {
+  const server = await startServer("server.ts", ["--explain", "--reply", "谢谢"]);
+  const client = await runScript("client.ts", [
+    "--port",
+    String(server.port),
+    "--explain",
+    "-m",
+    "你好 server",
+  ]);
+  assert.equal((await server.exit()).code, 0);
+  assert.equal(client.code, 0, client.stderr);
+  const count = (lines: string[], call: string) =>
+    Number(/ {3}(\d+) bytes/.exec(lines.find((line) => line.startsWith(call)) ?? "")?.[1]);
+  const clientLines = client.stderr.split("\n");
+  // "你好 server\n": 6 + 7 + 1 bytes; the reply "谢谢\n": 7.
+  assert.equal(count(clientLines, "send("), 14);
+  assert.equal(count(server.stderr.lines, "recv("), 14, "the line and its \\n, as sent");
+  assert.equal(count(server.stderr.lines, "send("), 7);
+  assert.equal(count(clientLines, "recv("), 7, "the reply and its \\n, as sent");
 });

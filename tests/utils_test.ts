@@ -325,12 +325,13 @@ function withoutReads(message: Message | null) {
   return rest;
 }
 
-Deno.test("readMessage: ends at a newline, which is not included", async () => {
+Deno.test("readMessage: ends at a newline, not in the text but counted in the bytes", async () => {
   await withPair(async (writer, reader) => {
     await send(writer, "hello\nafter");
     assert.deepEqual(withoutReads(await readMessage(reader, 1024)), {
       text: "hello",
-      byteLength: 5,
+      byteLength: 6,
+      lineEnding: "\n",
       end: "newline",
     });
   });
@@ -341,7 +342,8 @@ Deno.test("readMessage: \\r\\n is stripped like \\n", async () => {
     await send(writer, "hi\r\n");
     assert.deepEqual(withoutReads(await readMessage(reader, 1024)), {
       text: "hi",
-      byteLength: 2,
+      byteLength: 4,
+      lineEnding: "\r\n",
       end: "newline",
     });
   });
@@ -354,6 +356,7 @@ Deno.test("readMessage: ends at the peer's EOF (half-close) without a newline", 
     assert.deepEqual(withoutReads(await readMessage(reader, 1024)), {
       text: "no newline",
       byteLength: 10,
+      lineEnding: "",
       end: "eof",
     });
   });
@@ -364,7 +367,8 @@ Deno.test("readMessage: ends at maxBytes, cut at a character boundary", async ()
     await send(writer, "ab你好cd\n"); // a b 你(3) 好(3): 7 bytes end inside 好
     assert.deepEqual(withoutReads(await readMessage(reader, 7)), {
       text: "ab你",
-      byteLength: 5,
+      byteLength: 7,
+      lineEnding: "",
       end: "size",
     });
   });
@@ -373,6 +377,7 @@ Deno.test("readMessage: ends at maxBytes, cut at a character boundary", async ()
     assert.deepEqual(withoutReads(await readMessage(reader, 4)), {
       text: "abcd",
       byteLength: 4,
+      lineEnding: "",
       end: "size",
     });
   });
@@ -394,7 +399,8 @@ Deno.test("readMessage: an empty line is a message, not null", async () => {
     await send(writer, "\n");
     assert.deepEqual(withoutReads(await readMessage(reader, 1024)), {
       text: "",
-      byteLength: 0,
+      byteLength: 1,
+      lineEnding: "\n",
       end: "newline",
     });
   });
@@ -409,7 +415,12 @@ Deno.test("readMessage: a character split across two writes comes out whole", as
     await delay(150); // the reader sees the first part on its own
     await send(writer, bytes.subarray(4));
     const message = await reading;
-    assert.deepEqual(withoutReads(message), { text: "你好，世界", byteLength: 15, end: "newline" });
+    assert.deepEqual(withoutReads(message), {
+      text: "你好，世界",
+      byteLength: 16,
+      lineEnding: "\n",
+      end: "newline",
+    });
     assert.deepEqual(message?.reads, [4, 12], "two reads: what one recv() would have split");
   });
 });
@@ -431,7 +442,7 @@ Deno.test("readMessage: invalid UTF-8 becomes U+FFFD, valid text around it survi
     await send(writer, new Uint8Array([0x41, 0xff, 0x42, 0xe4, 0xbd, 0x43, 0x0a]));
     const message = await readMessage(reader, 1024);
     assert.equal(message?.text, "A\uFFFDB\uFFFDC");
-    assert.equal(message?.byteLength, 6);
+    assert.equal(message?.byteLength, 7, "what crossed the wire, the newline too");
   });
 });
 

@@ -58,6 +58,7 @@ import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
+import type { JoinCluster } from "./lib/room_link.ts";
 
 const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
@@ -89,6 +90,9 @@ The first line printed is "listening on HOST:PORT" with the real port.
 Ctrl+C, SIGTERM or /quit tell every client "* server shutting down" and exit 0.
 Exit status: 0 after a shutdown, 1 runtime error (e.g. port in use, Redis unreachable),
 2 bad usage.`;
+
+const CLUSTER_MODULE = new URL("./lib/cluster.ts", import.meta.url).href;
+type ClusterModule = { joinCluster: JoinCluster };
 
 // Every client keeps a read pending, and the pending read holds its buffer:
 // a small one keeps an idle client cheap; a client that fills it (a busy
@@ -124,8 +128,10 @@ async function main(args: string[]): Promise<number> {
   const room = new Room({ maxQueue, log: () => {} });
   room.label = formatAddress(listener.addr);
   if (cluster) {
-    // Loaded only now: without --redis the chat needs nothing but Deno.
-    const { joinCluster } = await import("./lib/cluster.ts");
+    // Loaded only now, from a specifier Deno cannot see ahead of time: a
+    // literal import() makes Deno fetch the Redis client (12 MB from npm)
+    // on a first run without --redis too, even for --help.
+    const { joinCluster }: ClusterModule = await import(CLUSTER_MODULE);
     room.cluster = await joinCluster(cluster.url, cluster.room, room.label, room.asLocalRoom());
   }
   let stopping: Promise<void> | undefined;

@@ -60,3 +60,15 @@ export interface Cluster {
   /** Says goodbye (the others show this instance's users as left), then disconnects. */
   close(reason: string): Promise<void>;
 }
+
+/**
+ * How `lib/cluster.ts` joins a room: connects to Redis at `url`, joins the
+ * room `roomName` as the instance listening at `label`, and reaches the
+ * local clients through `room`.
+ */
+export type JoinCluster = (
+  url: string,
+  roomName: string,
+  label: string,
+  room: LocalRoom,
+) => Promise<Cluster>;

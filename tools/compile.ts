@@ -117,11 +117,20 @@ export function outputPath(outDir: string, script: string): string {
   return join(outDir, script.replace(/\.ts$/, "") + exe);
 }
 
+/**
+ * Modules a script loads through a specifier `deno compile` cannot see
+ * (chat_server.ts loads its Redis link that way, so that a first run without
+ * --redis downloads nothing): they must be named to be in the binary.
+ */
+const INCLUDES: Record<string, string[]> = {
+  "chat_server.ts": ["--include", "lib/cluster.ts"],
+};
+
 /** Runs `deno compile` for one script; Failure with a one-line reason if it fails. */
 export async function compileScript(script: string, outDir: string): Promise<string> {
   const output = outputPath(outDir, script);
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "-A", "--output", output, script],
+    args: ["compile", "-A", ...INCLUDES[script] ?? [], "--output", output, script],
     cwd: ROOT, // so deno.json is the project's
     stdin: "null",
     stdout: "piped",

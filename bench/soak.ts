@@ -272,12 +272,240 @@ async function churner(port: number, id: string, mode: number, sent: Map<string,
 
 // ------------------------------------------------------------------ soak ---
 
+type SoakFlags = ReturnType<typeof parseFlags>;
+
+/** One RSS sample: seconds since the load started, and the server's RSS. */
+interface RssSample {
+  t: number;
+  kib: number;
+}
+
+/** What the steady load did: lines sent per sender, joins, RSS samples, fds in the middle. */
+interface LoadRun {
+  /** Sender id -> lines sent. */
+  sent: Map<string, number>;
+  joins: number;
+  rss: RssSample[];
+  rssStart: number;
+  rssEnd: number;
+  fdsMiddle: number;
+}
+
+/** The long-lived clients join first: every line after this is theirs to get. */
+async function connectLongLived(port: number, stayers: number, slow: number): Promise<Receiver[]> {
+  const longLived: Receiver[] = [];
+  for (let i = 0; i < stayers + slow; i++) {
+    const conn = await Deno.connect({ hostname: "127.0.0.1", port });
+    longLived.push(new Receiver(i < stayers ? `s${i}` : `r${i}`, conn, i >= stayers));
+  }
+  await Promise.all(longLived.map((r) => r.welcomed));
+  return longLived;
+}
+
+/** One stayer: numbered lines at `rate` a second until `end`, its ticks offset by `offsetMs`. */
+async function stayerLoop(
+  client: Receiver,
+  offsetMs: number,
+  rate: number,
+  started: number,
+  end: number,
+  sent: Map<string, number>,
+): Promise<void> {
+  await sleep(offsetMs); // spread the ticks
+  for (let seq = 0; Date.now() < end; seq++) {
+    const due = started + (seq * 1000) / rate;
+    if (due > Date.now()) await sleep(due - Date.now());
+    if (client.ended) break;
+    await client.send(`S ${client.id} ${seq} ${"x".repeat(24)}\n`).catch(() => {});
+    sent.set(client.id, seq + 1);
+  }
+}
+
+/** `churn` joins a second until `end`, each leaving in turn by FIN, /quit or RST; joins made. */
+async function churnLoop(
+  port: number,
+  churn: number,
+  started: number,
+  end: number,
+  sent: Map<string, number>,
+): Promise<number> {
+  const churners: Promise<void>[] = [];
+  let joins = 0;
+  if (churn > 0) {
+    while (Date.now() < end) {
+      const id = `c${joins}`;
+      churners.push(churner(port, id, joins % 3, sent).catch(() => {}));
+      joins++;
+      const due = started + (joins * 1000) / churn;
+      if (due > Date.now()) await sleep(due - Date.now());
+    }
+  }
+  await Promise.all(churners);
+  return joins;
+}
+
+/** The steady load for `seconds`, the server's RSS sampled each second (printed every 10 s). */
+async function runLoad(
+  server: ServerProcess,
+  flags: SoakFlags,
+  longLived: Receiver[],
+): Promise<LoadRun> {
+  const { seconds, rate, churn } = flags;
+  const pid = server.child.pid;
+  const senders = longLived.filter((r) => !r.slow);
+  const sent = new Map<string, number>();
+  const started = Date.now();
+  const rssStart = rssKiB(pid);
+  const run = { sent, joins: 0, rss: [{ t: 0, kib: rssStart }], rssStart, rssEnd: 0, fdsMiddle: 0 };
+  const end = started + seconds * 1000;
+  const stayerLoops = senders.map((client, index) =>
+    stayerLoop(client, (index * 1000) / rate / senders.length, rate, started, end, sent)
+  );
+  const churning = churnLoop(server.port, churn, started, end, sent);
+  const sampler = setInterval(() => sample(run, pid, longLived, seconds, started), 1000);
+  const [joins] = await Promise.all([churning, ...stayerLoops]);
+  run.joins = joins;
+  run.rssEnd = rssKiB(pid);
+  clearInterval(sampler);
+  return run;
+}
+
+/** One second's sample: RSS; fds once, in the middle; a progress line every 10 s. */
+function sample(
+  run: LoadRun,
+  pid: number,
+  longLived: Receiver[],
+  seconds: number,
+  started: number,
+): void {
+  const t = (Date.now() - started) / 1000;
+  run.rss.push({ t, kib: rssKiB(pid) });
+  if (Math.abs(t - seconds / 2) < 0.6 && !run.fdsMiddle) run.fdsMiddle = fdCount(pid);
+  if (Math.round(t) % 10 === 0) {
+    const total = [...run.sent.values()].reduce((a, b) => a + b, 0);
+    const got = longLived.reduce((sum, r) => sum + r.lines, 0);
+    console.log(
+      `  t=${t.toFixed(0).padStart(4)} s  sent ${total}  lines received ${got}  ` +
+        `server RSS ${(rssKiB(pid) / 1024).toFixed(1)} MiB  fds ${fdCount(pid)}`,
+    );
+  }
+}
+
+/** Lets the last lines arrive (slow readers may be in a 3 s pause), at most 20 s. */
+async function drain(longLived: Receiver[], sent: Map<string, number>): Promise<void> {
+  const expected = (receiver: Receiver) =>
+    [...sent].filter(([from]) => from !== receiver.id).reduce((sum, [, n]) => sum + n, 0);
+  // (a plain count: a duplicate would also show as a reordering)
+  const countOf = (receiver: Receiver) =>
+    [...receiver.tracks].filter(([from]) => from !== receiver.id)
+      .reduce((sum, [, track]) => sum + track.received, 0);
+  const drainDeadline = Date.now() + 20_000;
+  while (
+    longLived.some((r) => !r.ended && countOf(r) < expected(r)) && Date.now() < drainDeadline
+  ) {
+    await sleep(100);
+  }
+}
+
+/** Deliveries expected and received by the long-lived clients, and what went wrong. */
+interface Tally {
+  sentLines: number;
+  deliveries: number;
+  delivered: number;
+  lost: number;
+  reordered: number;
+  problems: string[];
+}
+
+function tally(longLived: Receiver[], sent: Map<string, number>): Tally {
+  const t: Tally = {
+    sentLines: 0,
+    deliveries: 0,
+    delivered: 0,
+    lost: 0,
+    reordered: 0,
+    problems: [],
+  };
+  for (const n of sent.values()) t.sentLines += n;
+  for (const receiver of longLived) {
+    for (const [from, n] of sent) {
+      if (from === receiver.id) continue;
+      t.deliveries += n;
+      const track = receiver.tracks.get(from);
+      const got = track?.received ?? 0;
+      t.delivered += Math.min(got, n);
+      t.lost += Math.max(0, n - got);
+      t.reordered += track?.reordered ?? 0;
+    }
+    if (receiver.ended) t.problems.push(`${receiver.id} (${receiver.nick}) was disconnected`);
+    for (const notice of receiver.notices) {
+      if (longLived.some((r) => notice.startsWith(`* ${r.nick} left`))) {
+        t.problems.push(`${receiver.id} saw: ${notice}`);
+      }
+    }
+  }
+  return t;
+}
+
+/** Everyone leaves; waits (at most 10 s) for the server to give back its descriptors. */
+async function leaveAll(longLived: Receiver[], pid: number, fdsStart: number): Promise<number> {
+  for (const receiver of longLived) {
+    try {
+      receiver.conn.close();
+    } catch {
+      // Closed already.
+    }
+  }
+  await Promise.all(longLived.map((r) => r.done));
+  const fdsDeadline = Date.now() + 10_000;
+  let fdsEnd = fdCount(pid);
+  while (fdsEnd > fdsStart && Date.now() < fdsDeadline) {
+    await sleep(100);
+    fdsEnd = fdCount(pid);
+  }
+  return fdsEnd;
+}
+
+/**
+ * RSS through the second half: median of the samples around the middle
+ * against the median of those at the end.
+ */
+function rssTrend(rss: RssSample[], seconds: number) {
+  const around = (t: number) => {
+    const near = rss.filter((s) => Math.abs(s.t - t) <= Math.max(1.5, seconds * 0.05))
+      .map((s) => s.kib).sort((a, b) => a - b);
+    return near.length ? near[Math.floor(near.length / 2)] : 0;
+  };
+  const middle = around(seconds / 2);
+  const late = around(seconds);
+  return {
+    middle,
+    late,
+    max: Math.max(...rss.map((s) => s.kib)),
+    growth: middle ? late / middle - 1 : 0,
+  };
+}
+
+const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+
+/** Stops the server (SIGTERM, SIGKILL after 10 s); notes it in `problems` if that went wrong. */
+async function stopServer(server: ServerProcess, problems: string[]): Promise<void> {
+  server.child.kill("SIGTERM");
+  const status = await Promise.race([server.child.status, sleep(10_000).then(() => undefined)]);
+  if (!status) {
+    server.child.kill("SIGKILL");
+    await server.child.status;
+    problems.push("the server did not stop on SIGTERM");
+  } else if (status.code !== 0) problems.push(`the server exited ${status.code}: ${server.stderr}`);
+}
+
 async function soak(): Promise<number> {
-  let flags;
+  let flags: SoakFlags;
   try {
     flags = parseFlags(Deno.args);
   } catch (err) {
-    console.error(`error: ${(err as Error).message}\n${USAGE.split("\n")[0]}`);
+    const message = err instanceof Error ? err.message : String(err);
+    console.error(`error: ${message}\n${USAGE.split("\n")[0]}`);
     return 2;
   }
   const { seconds, stayers, rate, churn, slow } = flags;
@@ -296,172 +524,48 @@ async function soak(): Promise<number> {
     `soak: chat_server.ts pid ${pid} on 127.0.0.1:${server.port}, ${seconds} s: ` +
       `${stayers} stayers x ${rate} lines/s, ${slow} slow readers, ${churn} joins/s`,
   );
-
-  // The long-lived clients join first: every line after this is theirs to get.
-  const longLived: Receiver[] = [];
-  for (let i = 0; i < stayers + slow; i++) {
-    const conn = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
-    longLived.push(new Receiver(i < stayers ? `s${i}` : `r${i}`, conn, i >= stayers));
-  }
-  await Promise.all(longLived.map((r) => r.welcomed));
-  const senders = longLived.filter((r) => !r.slow);
-  const sent = new Map<string, number>(); // sender id -> lines sent
-  const rss: { t: number; kib: number }[] = [];
-  const started = Date.now();
-  const elapsed = () => (Date.now() - started) / 1000;
-  const rssStart = rssKiB(pid);
-  rss.push({ t: 0, kib: rssStart });
-  let fdsMiddle = 0;
-
-  // Steady load until the deadline.
-  const end = started + seconds * 1000;
-  const stayerLoops = senders.map(async (client, index) => {
-    await sleep((index * 1000) / rate / senders.length); // spread the ticks
-    for (let seq = 0; Date.now() < end; seq++) {
-      const due = started + (seq * 1000) / rate;
-      if (due > Date.now()) await sleep(due - Date.now());
-      if (client.ended) break;
-      await client.send(`S ${client.id} ${seq} ${"x".repeat(24)}\n`).catch(() => {});
-      sent.set(client.id, seq + 1);
-    }
-  });
-  const churners: Promise<void>[] = [];
-  let joins = 0;
-  const churnLoop = (async () => {
-    if (churn === 0) return;
-    while (Date.now() < end) {
-      const id = `c${joins}`;
-      churners.push(churner(server.port, id, joins % 3, sent).catch(() => {}));
-      joins++;
-      const due = started + (joins * 1000) / churn;
-      if (due > Date.now()) await sleep(due - Date.now());
-    }
-  })();
-  const sampler = setInterval(() => {
-    const t = elapsed();
-    rss.push({ t, kib: rssKiB(pid) });
-    if (Math.abs(t - seconds / 2) < 0.6 && !fdsMiddle) fdsMiddle = fdCount(pid);
-    if (Math.round(t) % 10 === 0) {
-      const total = [...sent.values()].reduce((a, b) => a + b, 0);
-      const got = longLived.reduce((sum, r) => sum + r.lines, 0);
-      console.log(
-        `  t=${t.toFixed(0).padStart(4)} s  sent ${total}  lines received ${got}  ` +
-          `server RSS ${(rssKiB(pid) / 1024).toFixed(1)} MiB  fds ${fdCount(pid)}`,
-      );
-    }
-  }, 1000);
-
-  await Promise.all([...stayerLoops, churnLoop]);
-  await Promise.all(churners);
-  const rssEnd = rssKiB(pid);
-  clearInterval(sampler);
-
-  // Let the last lines arrive (slow readers may be in a 3 s pause).
-  const expected = (receiver: Receiver) =>
-    [...sent].filter(([from]) => from !== receiver.id).reduce((sum, [, n]) => sum + n, 0);
-  // (a plain count: a duplicate would also show as a reordering)
-  const countOf = (receiver: Receiver) =>
-    [...receiver.tracks].filter(([from]) => from !== receiver.id)
-      .reduce((sum, [, track]) => sum + track.received, 0);
-  const drainDeadline = Date.now() + 20_000;
-  while (
-    longLived.some((r) => !r.ended && countOf(r) < expected(r)) && Date.now() < drainDeadline
-  ) {
-    await sleep(100);
-  }
-
-  // The figures.
-  let sentLines = 0;
-  for (const n of sent.values()) sentLines += n;
-  let deliveries = 0;
-  let delivered = 0;
-  let lost = 0;
-  let reordered = 0;
-  const problems: string[] = [];
-  for (const receiver of longLived) {
-    for (const [from, n] of sent) {
-      if (from === receiver.id) continue;
-      deliveries += n;
-      const track = receiver.tracks.get(from);
-      const got = track?.received ?? 0;
-      delivered += Math.min(got, n);
-      lost += Math.max(0, n - got);
-      reordered += track?.reordered ?? 0;
-    }
-    if (receiver.ended) problems.push(`${receiver.id} (${receiver.nick}) was disconnected`);
-    for (const notice of receiver.notices) {
-      if (longLived.some((r) => notice.startsWith(`* ${r.nick} left`))) {
-        problems.push(`${receiver.id} saw: ${notice}`);
-      }
-    }
-  }
-
-  // Everyone leaves; the server must give back its descriptors.
-  for (const receiver of longLived) {
-    try {
-      receiver.conn.close();
-    } catch {
-      // Closed already.
-    }
-  }
-  await Promise.all(longLived.map((r) => r.done));
-  const fdsDeadline = Date.now() + 10_000;
-  let fdsEnd = fdCount(pid);
-  while (fdsEnd > fdsStart && Date.now() < fdsDeadline) {
-    await sleep(100);
-    fdsEnd = fdCount(pid);
-  }
+  const longLived = await connectLongLived(server.port, stayers, slow);
+  const load = await runLoad(server, flags, longLived);
+  await drain(longLived, load.sent);
+  const t = tally(longLived, load.sent);
+  const fdsEnd = await leaveAll(longLived, pid, fdsStart);
   await sleep(1000);
   const rssAfter = rssKiB(pid);
   const alive = server.child.pid > 0 && fdCount(pid) > 0;
+  const trend = rssTrend(load.rss, seconds);
 
-  // RSS through the second half: median of the samples around the middle
-  // against the median of those at the end.
-  const around = (t: number) => {
-    const near = rss.filter((s) => Math.abs(s.t - t) <= Math.max(1.5, seconds * 0.05))
-      .map((s) => s.kib).sort((a, b) => a - b);
-    return near.length ? near[Math.floor(near.length / 2)] : 0;
-  };
-  const rssMiddle = around(seconds / 2);
-  const rssLate = around(seconds);
-  const rssMax = Math.max(...rss.map((s) => s.kib));
-  const growth = rssMiddle ? rssLate / rssMiddle - 1 : 0;
-
-  const mib = (kib: number) => `${(kib / 1024).toFixed(1)} MiB`;
+  const stayerLines = longLived.filter((r) => !r.slow)
+    .reduce((sum, c) => sum + (load.sent.get(c.id) ?? 0), 0);
   console.log(`
-soak results (${seconds} s, ${joins} churn joins, ${stayers + slow} long-lived clients)
-  lines sent:            ${sentLines} (stayers ${
-    senders.reduce((s, c) => s + (sent.get(c.id) ?? 0), 0)
-  }, churners ${sentLines - senders.reduce((s, c) => s + (sent.get(c.id) ?? 0), 0)})
-  deliveries expected:   ${deliveries} (each line to every long-lived client but its sender)
-  deliveries received:   ${delivered}
-  lost:                  ${lost} (still missing after up to 20 s of draining)
-  reordered:             ${reordered}
+soak results (${seconds} s, ${load.joins} churn joins, ${stayers + slow} long-lived clients)
+  lines sent:            ${t.sentLines} (stayers ${stayerLines}, churners ${
+    t.sentLines - stayerLines
+  })
+  deliveries expected:   ${t.deliveries} (each line to every long-lived client but its sender)
+  deliveries received:   ${t.delivered}
+  lost:                  ${t.lost} (still missing after up to 20 s of draining)
+  reordered:             ${t.reordered}
   server log lines:      ${server.logLines}
-  server RSS:            start ${mib(rssStart)} (idle, before clients ${mib(rssCold)}), middle ${
-    mib(rssMiddle)
-  }, end ${mib(rssLate)} (last sample ${mib(rssEnd)}), max ${mib(rssMax)}, after all left ${
-    mib(rssAfter)
-  }
-  RSS second half:       ${(growth * 100).toFixed(1)}%
-  server fds:            start ${fdsStart}, middle ${fdsMiddle} (with clients), end ${fdsEnd}`);
+  server RSS:            start ${mib(load.rssStart)} (idle, before clients ${
+    mib(rssCold)
+  }), middle ${mib(trend.middle)}, end ${mib(trend.late)} (last sample ${mib(load.rssEnd)}), max ${
+    mib(trend.max)
+  }, after all left ${mib(rssAfter)}
+  RSS second half:       ${(trend.growth * 100).toFixed(1)}%
+  server fds:            start ${fdsStart}, middle ${load.fdsMiddle} (with clients), end ${fdsEnd}`);
 
-  if (lost > 0) problems.push(`${lost} deliveries lost`);
-  if (reordered > 0) problems.push(`${reordered} deliveries out of order`);
+  const problems = t.problems;
+  if (t.lost > 0) problems.push(`${t.lost} deliveries lost`);
+  if (t.reordered > 0) problems.push(`${t.reordered} deliveries out of order`);
   if (fdsEnd > fdsStart) {
     problems.push(`descriptors: ${fdsEnd} open at the end, ${fdsStart} at start`);
   }
-  if (growth > 0.2) problems.push(`RSS grew ${(growth * 100).toFixed(0)}% in the second half`);
-  if (rssMax > 1024 * 1024) problems.push(`RSS reached ${mib(rssMax)}`);
+  if (trend.growth > 0.2) {
+    problems.push(`RSS grew ${(trend.growth * 100).toFixed(0)}% in the second half`);
+  }
+  if (trend.max > 1024 * 1024) problems.push(`RSS reached ${mib(trend.max)}`);
   if (!alive) problems.push("the server died");
-
-  server.child.kill("SIGTERM");
-  const status = await Promise.race([server.child.status, sleep(10_000).then(() => undefined)]);
-  if (!status) {
-    server.child.kill("SIGKILL");
-    await server.child.status;
-    problems.push("the server did not stop on SIGTERM");
-  } else if (status.code !== 0) problems.push(`the server exited ${status.code}: ${server.stderr}`);
+  await stopServer(server, problems);
   clearTimeout(hardDeadline);
 
   if (problems.length) {

@@ -1,0 +1,93 @@
+/**
+ * bench/options.ts: the bench's command-line flags: their help text, and
+ * parsing them into Options (which scenarios, which servers, how many runs).
+ */
+
+import { parseArgs } from "node:util";
+import { type ServerKind } from "./servers/compared.ts";
+import { SCENARIO_NAMES } from "./scenarios/index.ts";
+
+export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.ts [options])
+
+  --quick              1 run each, smaller sizes (about 5 minutes)
+  --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
+                       startup, paced-1000, paced-100, flood-5000, idle, slow-reader,
+                       cluster (skipped when redis-server is missing)
+  --runs N             runs per server per scenario (default 3; --quick: 1)
+  --server WHICH       chat, ncat or both (default both)
+  --json FILE          also write every raw figure as JSON to FILE
+  --workers W          load generator worker processes (default: 1 for paced-100,
+                       2 for the others; on 2 cores more workers only add contention)
+  --chat-script FILE   the chat server to measure (default chat_server.ts)
+  --deno-flag FLAG     extra flag for the chat server's deno run (repeatable), e.g. --cpu-prof
+  -h, --help           this help`;
+
+export interface Options {
+  quick: boolean;
+  runs: number;
+  servers: ServerKind[];
+  scenarios: string[];
+  json?: string;
+  /** Load generator workers; undefined: each scenario's default (1 or 2). */
+  workers?: number;
+  chatScript: string;
+  denoFlags: string[];
+}
+
+/** The options, or undefined after printing the help; throws on a bad flag. */
+export function parseOptions(args: string[]): Options | undefined {
+  const { values } = parseArgs({
+    args,
+    options: {
+      quick: { type: "boolean", default: false },
+      scenario: { type: "string", multiple: true },
+      runs: { type: "string" },
+      server: { type: "string", default: "both" },
+      json: { type: "string" },
+      workers: { type: "string" },
+      "chat-script": { type: "string", default: "chat_server.ts" },
+      "deno-flag": { type: "string", multiple: true },
+      help: { type: "boolean", short: "h", default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return undefined;
+  }
+  const scenarios = (values.scenario ?? SCENARIO_NAMES).map(scenarioNamed);
+  const servers = serversNamed(values.server);
+  const runs = Number(values.runs ?? (values.quick ? 1 : 3));
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
+  if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error("--runs: 1 to 20");
+  if (workers !== undefined && (!Number.isInteger(workers) || workers < 1 || workers > 16)) {
+    throw new Error("--workers: 1 to 16");
+  }
+  return {
+    quick: values.quick,
+    runs,
+    servers,
+    // In the bench's own order, whatever the order of the flags.
+    scenarios: SCENARIO_NAMES.filter((s) => scenarios.includes(s)),
+    json: values.json,
+    workers,
+    chatScript: values["chat-script"],
+    denoFlags: values["deno-flag"] ?? [],
+  };
+}
+
+/** A scenario's full name from its name or a unique prefix. */
+function scenarioNamed(name: string): string {
+  const matches = SCENARIO_NAMES.includes(name)
+    ? [name]
+    : SCENARIO_NAMES.filter((s) => s.startsWith(name));
+  if (matches.length !== 1) {
+    throw new Error(`--scenario ${name}: expected one of ${SCENARIO_NAMES.join(", ")}`);
+  }
+  return matches[0];
+}
+
+function serversNamed(server: string): ServerKind[] {
+  if (server === "both") return ["chat", "ncat"];
+  if (server === "chat" || server === "ncat") return [server];
+  throw new Error(`--server ${server}: expected chat, ncat or both`);
+}

@@ -1,0 +1,35 @@
+/**
+ * bench/scenarios/flood.ts: flood-5000, 10 senders flat out to thousands of
+ * clients: how many deliveries a second the server gets through at all.
+ */
+
+import { fmt } from "../report/format.ts";
+import { type Context, type Scenario } from "../scenario.ts";
+import { floodTraffic, trafficRows } from "./traffic.ts";
+import { trafficRun } from "./traffic_run.ts";
+
+export function flood5000(ctx: Context): Scenario {
+  const clients = ctx.options.quick ? 2000 : 5000;
+  const lines = ctx.options.quick ? 100 : 200;
+  const senders = 10;
+  const spec = floodTraffic(senders, lines, 60_000);
+  return {
+    name: "flood-5000",
+    title: `flood-5000: ${fmt.count(clients)} clients, ${senders} senders x ${lines} ` +
+      `64-byte lines flat out (${fmt.count(senders * lines * (clients - 1))} deliveries), ` +
+      `at most 60 s`,
+    servers: ctx.options.servers,
+    runs: ctx.options.runs,
+    rows: trafficRows({
+      deliveredPerS: { text: ">= 4.34M/s (Node net, issue)", ok: (v) => v >= 4.34e6 },
+    }),
+    run: (server, index) =>
+      trafficRun(ctx, server, index, {
+        clients,
+        workers: 2,
+        spec,
+        readBuffer: 16 * 1024,
+        connectTimeoutMs: 180_000,
+      }),
+  };
+}

@@ -1,0 +1,30 @@
+/**
+ * bench/scenarios/index.ts: every scenario the bench knows, in the order it
+ * runs them. A new scenario is a new file in this folder and one line here.
+ */
+
+import { type Context, type Scenario } from "../scenario.ts";
+import { clusterScenario } from "./cluster.ts";
+import { flood5000 } from "./flood.ts";
+import { idleScenario } from "./idle.ts";
+import { paced100, paced1000 } from "./paced.ts";
+import { slowReaderScenario } from "./slow_reader.ts";
+import { startupScenario } from "./startup.ts";
+
+const SCENARIOS: Record<string, (ctx: Context) => Scenario> = {
+  "startup": startupScenario,
+  "paced-1000": paced1000,
+  "paced-100": paced100,
+  "flood-5000": flood5000,
+  "idle": idleScenario,
+  "slow-reader": slowReaderScenario,
+  "cluster": clusterScenario,
+};
+
+/** The names `--scenario` accepts, in running order. */
+export const SCENARIO_NAMES = Object.keys(SCENARIOS);
+
+/** The scenarios `names` (full names, from SCENARIO_NAMES), built for this bench. */
+export function buildScenarios(ctx: Context, names: string[]): Scenario[] {
+  return names.map((name) => SCENARIOS[name](ctx));
+}

@@ -1,0 +1,111 @@
+/**
+ * bench/scenarios/latency_checks.ts: paced-100's two repeats of its traffic,
+ * shown beside the judged figures and not judged themselves. Pinned: the same
+ * server and clients once more with the server on CPU 0 and the load on CPU 1,
+ * the latency the server gives when it does not share a core with its load.
+ * Floor: the same traffic through bench/floor_relay.c on fresh clients, what
+ * this machine and load generator give with a server that does nothing but
+ * relay.
+ */
+
+import { settle } from "../common/proc.ts";
+import { LoadGroup, type TrafficResult, type TrafficSpec } from "../load/group.ts";
+import { fmt } from "../report/format.ts";
+import { type Context, CPUS, type Row, type RunRecord } from "../scenario.ts";
+import { startFloorRelay } from "../servers/floor_relay.ts";
+
+/** How a traffic scenario connects its clients; the floor run connects the same way. */
+export interface ClientSetup {
+  clients: number;
+  /** Load workers by default (--workers overrides). */
+  workers: number;
+  readBuffer: number;
+  connectTimeoutMs: number;
+}
+
+/** A repeat of the traffic: its delivered share, p50 and p99, under `prefix`. */
+export function repeatMetrics(record: RunRecord, prefix: string, result: TrafficResult): void {
+  record.metrics[`${prefix}DeliveredPct`] = (result.delivered / result.expected) * 100;
+  record.metrics[`${prefix}P50Ms`] = result.hist.percentile(50) / 1000;
+  record.metrics[`${prefix}P99Ms`] = result.hist.percentile(99) / 1000;
+}
+
+/** The rows of repeatMetrics(`prefix`), labelled `label`. */
+export function repeatRows(prefix: string, label: string): Row[] {
+  return [
+    { key: `${prefix}DeliveredPct`, label: `${label}: delivered`, fmt: fmt.pct },
+    { key: `${prefix}P50Ms`, label: `${label}: latency p50`, fmt: fmt.ms },
+    { key: `${prefix}P99Ms`, label: `${label}: latency p99 (shown, not judged)`, fmt: fmt.ms },
+  ];
+}
+
+/** Both repeats' rows, as paced-100 shows them. */
+export function latencyCheckRows(): Row[] {
+  return [...repeatRows("pinned", "pinned"), ...repeatRows("floor", "floor (C relay)")];
+}
+
+/** The traffic through the floor relay, on fresh clients; a string says why not. */
+export async function floorTraffic(
+  ctx: Context,
+  setup: ClientSetup,
+  spec: TrafficSpec,
+): Promise<TrafficResult | string> {
+  const built = await ctx.floorRelay();
+  if (!built.ok) return built.reason;
+  const relay = await startFloorRelay(built.path).catch((err) => String(err?.message ?? err));
+  if (typeof relay === "string") return relay;
+  let group: LoadGroup | undefined;
+  try {
+    group = await LoadGroup.start(ctx.workers(setup.workers));
+    const connected = await group.connect(relay.host, relay.port, setup.clients, {
+      readBuffer: setup.readBuffer,
+      timeoutMs: setup.connectTimeoutMs,
+    });
+    if (connected.ready < setup.clients) {
+      return `held ${connected.ready} of ${setup.clients} clients`;
+    }
+    await settle(relay.pid, 5000);
+    return await group.traffic(spec);
+  } finally {
+    await relay.stop();
+    await group?.close();
+  }
+}
+
+/** Sets the CPUs a process's threads may run on (`taskset -a -p -c`); false when it fails. */
+async function pin(pid: number, cpus: string): Promise<boolean> {
+  try {
+    const args = ["-a", "-p", "-c", cpus, String(pid)];
+    const { success } = await new Deno.Command("taskset", {
+      args,
+      stdout: "null",
+      stderr: "null",
+    }).output();
+    return success;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Runs `spec` again with the server's threads on CPU 0 and every load worker's
+ * on CPU 1, then lets them run anywhere again. A string says why it could not.
+ */
+export async function pinnedTraffic(
+  serverPid: number,
+  group: LoadGroup,
+  spec: TrafficSpec,
+): Promise<TrafficResult | string> {
+  if (CPUS < 2) return "needs 2 CPUs";
+  const workers = group.workers.map((w) => w.pid);
+  const all = `0-${CPUS - 1}`;
+  try {
+    if (!(await pin(serverPid, "0"))) return "taskset failed (util-linux installed?)";
+    for (const pid of workers) if (!(await pin(pid, "1"))) return "taskset failed on a load worker";
+    await settle(serverPid, 5000);
+    return await group.traffic(spec);
+  } finally {
+    await pin(serverPid, all);
+    for (const pid of workers) await pin(pid, all);
+  }
+}

@@ -1,0 +1,102 @@
+/**
+ * bench/scenarios/traffic_run.ts: one run of a paced or flood scenario on one
+ * server: start it, connect the clients, let it settle, send the traffic while
+ * sampling its CPU, RSS and log output, and (paced-100) the latency checks.
+ */
+
+import { cpuSeconds, rssKiB, settle } from "../common/proc.ts";
+import { LoadGroup, type TrafficSpec } from "../load/group.ts";
+import { type Context, newRecord, type RunRecord } from "../scenario.ts";
+import { type ServerKind, startServer } from "../servers/compared.ts";
+import { describeDeath, type RunningServer } from "../servers/process.ts";
+import { type ClientSetup, floorTraffic, pinnedTraffic, repeatMetrics } from "./latency_checks.ts";
+import { shortfall, trafficMetrics } from "./traffic.ts";
+
+export interface TrafficScenarioConfig extends ClientSetup {
+  spec: TrafficSpec;
+  /** paced-100: the pinned repeat, and after chat_server's run the floor relay run. */
+  latencyChecks?: boolean;
+}
+
+export async function trafficRun(
+  ctx: Context,
+  server: ServerKind,
+  index: number,
+  config: TrafficScenarioConfig,
+): Promise<RunRecord> {
+  const record = newRecord(server, index);
+  const room = await startServer(server, ctx.chat);
+  let group: LoadGroup | undefined;
+  try {
+    group = await LoadGroup.start(ctx.workers(config.workers));
+    record.metrics.loadWorkers = group.workers.length;
+    if (!(await connectClients(record, room, group, config))) return record;
+    await settle(room.pid, 15_000);
+    record.metrics.clockSkewMs = await group.clockSkewMs();
+    await measureTraffic(record, room, group, config.spec);
+    if (config.latencyChecks && room.alive()) {
+      const pinned = await pinnedTraffic(room.pid, group, config.spec);
+      if (typeof pinned === "string") record.notes.push(`no pinned repeat: ${pinned}`);
+      else repeatMetrics(record, "pinned", pinned);
+    }
+    const death = describeDeath(room);
+    if (death) record.notes.push(death);
+  } finally {
+    await room.stop();
+    await group?.close();
+  }
+  // After the server is gone, so the floor relay does not share the machine with it.
+  if (config.latencyChecks && server === "chat") {
+    const floor = await floorTraffic(ctx, config, config.spec);
+    if (typeof floor === "string") record.notes.push(`no floor run: ${floor}`);
+    else repeatMetrics(record, "floor", floor);
+  }
+  return record;
+}
+
+/** Connects the clients; false (with the record's capacityFailure set) when not all got in. */
+async function connectClients(
+  record: RunRecord,
+  room: RunningServer,
+  group: LoadGroup,
+  setup: ClientSetup,
+): Promise<boolean> {
+  const cpuBeforeConnect = cpuSeconds(room.pid);
+  const connected = await group.connect(room.host, room.port, setup.clients, {
+    readBuffer: setup.readBuffer,
+    timeoutMs: setup.connectTimeoutMs,
+  });
+  record.metrics.connectS = connected.ms / 1000;
+  record.metrics.connectServerCpuS = cpuSeconds(room.pid) - cpuBeforeConnect;
+  record.metrics.held = connected.ready;
+  if (connected.ready >= setup.clients) return true;
+  record.capacityFailure = shortfall(connected, setup.clients, describeDeath(room));
+  return false;
+}
+
+/** Sends the traffic, taking the server's CPU and log bytes over its window and its peak RSS. */
+async function measureTraffic(
+  record: RunRecord,
+  room: RunningServer,
+  group: LoadGroup,
+  spec: TrafficSpec,
+): Promise<void> {
+  record.metrics.rssBeforeMB = rssKiB(room.pid) / 1024;
+  let cpu0 = 0;
+  let log0 = 0;
+  let peakRss = 0;
+  const result = await group.traffic(spec, {
+    onStart: () => {
+      cpu0 = cpuSeconds(room.pid);
+      log0 = room.output.bytes;
+    },
+    onPoll: () => {
+      peakRss = Math.max(peakRss, rssKiB(room.pid) || 0);
+    },
+  });
+  const serverCpu = cpuSeconds(room.pid) - cpu0;
+  Object.assign(record.metrics, trafficMetrics(result, spec, serverCpu, room.output.bytes - log0));
+  record.metrics.rssPeakMB = peakRss / 1024;
+  if (result.stoppedBy !== "done") record.notes.push(`stopped by ${result.stoppedBy}`);
+  record.raw = { stoppedBy: result.stoppedBy, histogram: result.hist.toJSON() };
+}

@@ -56,7 +56,7 @@ import {
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
-import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
+import { decodeLine, isNickCommand, isPlainChat } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
 import type { JoinCluster } from "./lib/room_link.ts";
 
@@ -125,7 +125,7 @@ async function main(args: string[]): Promise<number> {
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
   const listener = listenTcp(host, port, { tcpBacklog: 1024 });
 
-  const room = new Room({ maxQueue, log: () => {} });
+  const room = new Room({ maxQueue, maxLine, log: () => {} });
   room.label = formatAddress(listener.addr);
   if (cluster) {
     // Loaded only now, from a specifier Deno cannot see ahead of time: a
@@ -243,6 +243,9 @@ function nextReadSize(size: number, n: number): number {
 /** One line from a client: chat, or a command. A promise only when it had to ask the cluster. */
 function handleLine(room: Room, client: Member, raw: Uint8Array): Promise<void> | void {
   room.flushPresence(); // no answer to this line overtakes the joins and leaves before it
+  // The others hear "* NAME joined" before the newcomer's first line, or
+  // after it when that line names it (/nick NAME).
+  if (!client.announced && !isNickCommand(raw)) room.announceJoin(client);
   // Printable ASCII (most chat lines) is relayed as it came, never decoded.
   if (isPlainChat(raw)) return room.sayPlain(client, raw);
   const line = decodeLine(raw); // control characters escaped, bad bytes U+FFFD

@@ -33,6 +33,16 @@ export function isPlainChat(raw: Uint8Array): boolean {
   return raw.length > 0 && raw[0] !== SLASH && !isBlank(raw) && isPlainAscii(raw);
 }
 
+const NICK_COMMAND = new TextEncoder().encode("/nick");
+
+/** True for a `/nick` command line, told from its bytes. */
+export function isNickCommand(raw: Uint8Array): boolean {
+  if (raw.length < NICK_COMMAND.length) return false;
+  for (let i = 0; i < NICK_COMMAND.length; i++) if (raw[i] !== NICK_COMMAND[i]) return false;
+  return raw.length === NICK_COMMAND.length || raw[NICK_COMMAND.length] === 0x20 ||
+    raw[NICK_COMMAND.length] === 0x09;
+}
+
 /** A line's text, decoded (invalid bytes become U+FFFD) and safe to show. */
 export function decodeLine(raw: Uint8Array): string {
   return sanitizeText(utf8.decode(raw));

@@ -14,27 +14,39 @@
 import type { SlabEncoder } from "./slab_encoder.ts";
 import { joinLines } from "./slab_encoder.ts";
 
-/** A sealed batch: what everyone gets, and what each newcomer in it gets instead. */
-export interface PresenceBatch<Member> {
+/**
+ * A sealed batch of notices, in the order the events happened, encoded once.
+ * Each receiver gets what happened after it arrived: its welcome already
+ * counted everyone before it.
+ */
+export interface PresenceBatch {
   /** Every notice of the batch, encoded once for all. */
   bytes: Uint8Array;
-  /**
-   * A newcomer gets only what came after its own join (its welcome already
-   * counted everyone before it): a tail of `bytes`, or nothing.
-   */
-  shareOf: Map<Member, Uint8Array>;
+  /** The part of `bytes` for a receiver that arrived at `arrival`: a view, or nothing. */
+  shareFrom(arrival: number): Uint8Array;
 }
 
 /** How presence reaches the room. */
-export interface PresenceHooks<Member> {
+export interface PresenceHooks {
   /** People in the room now. */
   roomSize(): number;
   /** Where the notices are encoded. */
   encoder: SlabEncoder;
-  /** A small room: one notice to everyone but `except`, at once. */
-  broadcast(line: string, except?: Member): void;
+  /** A small room: one notice, at once, to everyone who arrived before `at`. */
+  deliver(line: string, at: number): void;
   /** A big room: a sealed batch, for every member of the room. */
-  deliverBatch(batch: PresenceBatch<Member>): void;
+  deliverBatch(batch: PresenceBatch): void;
+}
+
+/**
+ * One join or leave. `at` orders events in the room: a join's is when its
+ * member arrived (announced up to half a second later, see Room), a leave's
+ * when it happened. Receivers that arrived at or after `at` knew it already.
+ */
+interface Event {
+  line: string;
+  at: number;
+  join: boolean;
 }
 
 // A room this small announces each join and leave at once.
@@ -52,23 +64,23 @@ const NAME_ALL = 1000;
 const NOTHING = new Uint8Array();
 
 /** The room's join and leave notices, at once or in batches. */
-export class Presence<Member> {
-  #hooks: PresenceHooks<Member>;
-  #pending: { line: string; newcomer?: Member }[] = [];
+export class Presence {
+  #hooks: PresenceHooks;
+  #pending: Event[] = [];
   #timer?: ReturnType<typeof setTimeout>;
 
   /** Presence for the room `hooks` reach. */
-  constructor(hooks: PresenceHooks<Member>) {
+  constructor(hooks: PresenceHooks) {
     this.#hooks = hooks;
   }
 
-  /** Announces a join (with its `newcomer`, who is not told of itself) or a leave. */
-  announce(line: string, newcomer?: Member): void {
+  /** Announces a join or a leave that happened at `at` (see Event). */
+  announce(line: string, at: number, join: boolean): void {
     const roomSize = this.#hooks.roomSize();
     if (roomSize <= BATCH_OVER && this.#pending.length === 0) {
-      return this.#hooks.broadcast(line, newcomer);
+      return this.#hooks.deliver(line, at);
     }
-    this.#pending.push({ line, newcomer });
+    this.#pending.push({ line, at, join });
     this.#timer ??= setTimeout(() => this.seal(), this.#wait(roomSize));
   }
 
@@ -80,7 +92,7 @@ export class Presence<Member> {
     if (this.#pending.length === 0) return;
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    const batch = this.#pending;
+    const batch = this.#pending.sort((a, b) => a.at - b.at);
     this.#pending = [];
     this.#hooks.deliverBatch(this.#encode(batch));
   }
@@ -90,23 +102,25 @@ export class Presence<Member> {
     return Math.min(BATCH_MAX_MS, Math.max(BATCH_MS, budget));
   }
 
-  /** The first NAMED by name, the rest counted in one line, in a very big room. */
-  #encode(batch: { line: string; newcomer?: Member }[]): PresenceBatch<Member> {
+  /**
+   * The first NAMED by name, the rest counted in one line, in a very big
+   * room. A receiver that arrived among the counted ones gets none of it.
+   */
+  #encode(batch: Event[]): PresenceBatch {
     const { encoder } = this.#hooks;
     const naming = this.#hooks.roomSize() > NAME_ALL ? NAMED : batch.length;
     const named = batch.slice(0, naming).map(({ line }) => encoder.encodeLine(line));
     const counted = batch.slice(naming);
-    const joins = counted.filter(({ newcomer }) => newcomer).length;
+    const joins = counted.filter(({ join }) => join).length;
     const bytes = joinLines([...named, countLine(encoder, joins, counted.length - joins)]);
-    const shareOf = new Map<Member, Uint8Array>();
-    let offset = 0;
-    named.forEach((line, i) => {
-      offset += line.length;
-      const { newcomer } = batch[i];
-      if (newcomer) shareOf.set(newcomer, bytes.subarray(offset));
-    });
-    for (const { newcomer } of counted) if (newcomer) shareOf.set(newcomer, NOTHING);
-    return { bytes, shareOf };
+    const starts: number[] = []; // where each named notice starts in `bytes`
+    named.reduce((offset, line) => (starts.push(offset), offset + line.length), 0);
+    const shareFrom = (arrival: number) => {
+      if (arrival < batch[0].at) return bytes; // most receivers: all of it, at no cost
+      const first = firstAfter(batch, arrival);
+      return first >= naming ? NOTHING : bytes.subarray(starts[first]);
+    };
+    return { bytes, shareFrom };
   }
 }
 
@@ -117,4 +131,16 @@ function countLine(encoder: SlabEncoder, joined: number, left: number): Uint8Arr
   if (left > 0) counts.push(`${left} more left`);
   if (counts.length === 0) return NOTHING;
   return encoder.encodeLine(`* ${counts.join(", ")} (/who lists everyone)`);
+}
+
+/** The index of the first event (sorted by `at`) after `arrival`; the length if none. */
+function firstAfter(events: Event[], arrival: number): number {
+  let low = 0;
+  let high = events.length;
+  while (low < high) {
+    const middle = (low + high) >>> 1;
+    if (events[middle].at > arrival) high = middle;
+    else low = middle + 1;
+  }
+  return low;
 }

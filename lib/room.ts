@@ -35,6 +35,15 @@ export interface Member {
   readonly outbox: Outbox;
   /** Date.now() when it last sent something (for --idle-timeout). */
   lastHeard: number;
+  /** The others have been told it joined; see Room.announceJoin. */
+  announced: boolean;
+  /** performance.now() when it connected. */
+  readonly joinedAt: number;
+  /**
+   * Its place in the room's order of events: it hears of the joins and
+   * leaves after it, never of those its welcome already counted.
+   */
+  readonly arrival: number;
   /** It has left the room; its outbox may still drain. */
   gone: boolean;
 }
@@ -43,6 +52,8 @@ export interface Member {
 export interface RoomOptions {
   /** Unsent bytes a member may leave unread (--max-queue). */
   maxQueue: number;
+  /** Longest line a client may send (--max-line), said in the welcome. */
+  maxLine: number;
   /** Where the operator's console lines go. */
   log: (line: LogLine) => void;
 }
@@ -53,6 +64,12 @@ const RESERVED_NICKS = new Set(["server"]);
 const FAREWELL_MS = 2000;
 /** A newcomer's welcome names this many; /who names everyone. */
 const WELCOME_WHO_LIMIT = 30;
+/**
+ * How long the others' "* NAME joined" waits for a newcomer's first line,
+ * which may be `/nick NAME` (chat_client --nick sends it on the welcome):
+ * then the others hear "* bob joined", never "* guest3 is now bob".
+ */
+const JOIN_NOTICE_WAIT_MS = 500;
 
 /** The room; see the module doc. */
 export class Room {
@@ -69,19 +86,27 @@ export class Room {
   #nicks = new Map<string, Member>();
   #nextGuest = 1;
   #outboxes: Outboxes;
-  #presence: Presence<Member>;
+  #presence: Presence;
+  /** Counts the room's events: arrivals and leaves; see Member.arrival. */
+  #events = 0;
   /** The welcome's names while the room is big; see #welcomeWhoLine. */
   #welcomeNames?: string;
+  /** Newcomers whose join is not announced yet, oldest first; see announceJoin. */
+  #unannounced: Member[] = [];
+  #announceTimer?: ReturnType<typeof setTimeout>;
+  /** Longest line a client may send (--max-line), said in the welcome. */
+  #maxLine: number;
 
   /** An empty room. */
   constructor(options: RoomOptions) {
     this.log = options.log;
+    this.#maxLine = options.maxLine;
     const roomSize = () => this.members.size;
     this.#outboxes = new Outboxes({ maxQueue: options.maxQueue, roomSize });
-    this.#presence = new Presence<Member>({
+    this.#presence = new Presence({
       roomSize,
       encoder: this.#outboxes.encoder,
-      broadcast: (line, except) => this.broadcast(line, except),
+      deliver: (line, at) => this.#deliverNotice(line, at),
       deliverBatch: (batch) => this.#deliverBatch(batch),
     });
   }
@@ -111,22 +136,66 @@ export class Room {
 
   // ------------------------------------------------------- membership ---
 
-  /** Welcomes a new client under a guest nick and tells the others. */
+  /**
+   * Welcomes a new client under a guest nick, at once. The others are told
+   * it joined at its first line or after JOIN_NOTICE_WAIT_MS, whichever
+   * comes first: see announceJoin.
+   */
   async join(conn: Connection): Promise<Member> {
     const nick = this.cluster ? await this.#claimGuestNick() : this.#guestNick();
     const outbox = this.#outboxes.open(conn);
-    const member: Member = { conn, nick, outbox, lastHeard: Date.now(), gone: false };
+    const member: Member = {
+      conn,
+      nick,
+      outbox,
+      lastHeard: Date.now(),
+      announced: false,
+      joinedAt: performance.now(),
+      arrival: ++this.#events,
+      gone: false,
+    };
     this.members.add(member);
     this.#nicks.set(nick.toLowerCase(), member);
     this.sendTo(member, `* welcome, you are ${nick}`);
     this.sendTo(member, this.#welcomeWhoLine());
-    this.sendTo(member, "* type /help for commands");
+    this.sendTo(member, `* type /help for commands; lines up to ${this.#maxLine} bytes`);
     outbox.flushNow(); // the welcome leaves now, not with the next (paced) round
-    const notice = `* ${nick} joined`;
-    this.#presence.announce(notice, member);
-    this.cluster?.publish({ type: "join", nick, line: notice });
-    this.log(`${notice} from ${formatAddress(conn.remoteAddr)}`);
+    this.#unannounced.push(member);
+    this.#announceTimer ??= setTimeout(() => this.#announceDue(), JOIN_NOTICE_WAIT_MS);
     return member;
+  }
+
+  /**
+   * Tells the others `member` joined, under the nick it has now, once. The
+   * reader loop calls it before the member's first line (after it, when
+   * that line is a /nick); newcomers silent for JOIN_NOTICE_WAIT_MS are
+   * announced by a timer, one for the whole room.
+   */
+  announceJoin(member: Member): void {
+    if (member.announced || member.gone) return;
+    member.announced = true;
+    const notice = `* ${member.nick} joined`;
+    this.#presence.announce(notice, member.arrival, true);
+    this.cluster?.publish({ type: "join", nick: member.nick, line: notice });
+    this.log(`${notice} from ${formatAddress(member.conn.remoteAddr)}`);
+  }
+
+  /** The timer's round: announces every newcomer that has waited long enough. */
+  #announceDue(): void {
+    this.#announceTimer = undefined;
+    const now = performance.now();
+    let due = 0;
+    while (due < this.#unannounced.length) {
+      const member = this.#unannounced[due];
+      if (!member.announced && now - member.joinedAt < JOIN_NOTICE_WAIT_MS) break;
+      this.announceJoin(member);
+      due++;
+    }
+    this.#unannounced.splice(0, due);
+    const next = this.#unannounced[0];
+    if (!next) return;
+    const wait = Math.max(1, JOIN_NOTICE_WAIT_MS - (now - next.joinedAt));
+    this.#announceTimer = setTimeout(() => this.#announceDue(), wait);
   }
 
   /**
@@ -141,12 +210,17 @@ export class Room {
     this.#welcomeNames = undefined;
     this.#nicks.delete(member.nick.toLowerCase());
     const notice = `* ${member.nick} left${reason ? ` (${reason})` : ""}`;
-    if (!this.#closing) {
-      this.#presence.announce(notice);
+    // One the others never heard join leaves without a word to them too.
+    if (!this.#closing && member.announced) {
+      this.#presence.announce(notice, ++this.#events, false);
       this.cluster?.release(member.nick);
       this.cluster?.publish({ type: "leave", nick: member.nick, line: notice });
     }
-    this.log(notice);
+    this.log(
+      member.announced
+        ? notice
+        : `${notice}, unannounced, from ${formatAddress(member.conn.remoteAddr)}`,
+    );
     member.outbox.closeAfterDrain(FAREWELL_MS);
   }
 
@@ -182,6 +256,7 @@ export class Room {
   async shutdown(): Promise<void> {
     if (this.#closing) return;
     this.#closing = true;
+    clearTimeout(this.#announceTimer);
     this.#outboxes.releaseAll();
     this.broadcast("* server shutting down");
     this.log("* server shutting down");
@@ -211,8 +286,17 @@ export class Room {
     return undefined;
   }
 
-  /** /nick NAME: checks, claims it room-wide, and tells everyone. */
+  /**
+   * /nick NAME: checks, claims it room-wide, and tells everyone. A newcomer
+   * not announced yet joins under the name it has after it (a refused name
+   * leaves it the guest name, with a `!` line saying why).
+   */
   async rename(member: Member, nick: string): Promise<void> {
+    await this.#rename(member, nick);
+    this.announceJoin(member);
+  }
+
+  async #rename(member: Member, nick: string): Promise<void> {
     if (!nick) return this.sendTo(member, "! usage: /nick NAME");
     const problem = this.nickProblem(nick, member);
     if (problem) return this.sendTo(member, `! ${problem}`);
@@ -239,6 +323,7 @@ export class Room {
     member.nick = nick;
     this.#welcomeNames = undefined;
     if (old.toLowerCase() !== nick.toLowerCase()) this.cluster?.release(old);
+    if (!member.announced) return; // the others will hear it join as `nick`
     const notice = `* ${old} is now ${nick}`;
     this.broadcast(notice, member);
     this.cluster?.publish({ type: "rename", old, nick, line: notice });
@@ -343,11 +428,22 @@ export class Room {
     if (overflowed) this.#dropTooSlow(overflowed);
   }
 
-  #deliverBatch(batch: PresenceBatch<Member>): void {
+  #deliverBatch(batch: PresenceBatch): void {
+    this.#deliverShares((member) => batch.shareFrom(member.arrival));
+  }
+
+  /** A join or leave notice for those who arrived before it happened (at `at`). */
+  #deliverNotice(line: string, at: number): void {
+    const bytes = this.#encodeLine(line);
+    this.#deliverShares((member) => member.arrival < at ? bytes : NOTHING);
+  }
+
+  /** #deliverAll for notices that not everyone gets; an empty share is skipped. */
+  #deliverShares(shareOf: (member: Member) => Uint8Array): void {
     const now = performance.now();
     let overflowed: Member[] | undefined;
     for (const member of this.members) {
-      const share = batch.shareOf.get(member) ?? batch.bytes;
+      const share = shareOf(member);
       if (share.length > 0 && !member.outbox.deliver(share, now)) {
         (overflowed ??= []).push(member);
       }
@@ -445,3 +541,4 @@ export class Room {
 }
 
 const utf8 = new TextDecoder();
+const NOTHING = new Uint8Array();

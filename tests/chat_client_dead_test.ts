@@ -81,7 +81,7 @@ function startRelay(targetPort: number) {
   };
 }
 
-const GREETING_END = "* type /help for commands"; // chat_server.ts's third line to a newcomer
+const GREETING_END = "* type /help for commands; lines up to 4096 bytes"; // chat_server.ts's third line to a newcomer
 
 Deno.test({
   name: "chat_client --timeout: a black-holed server is reported dead, exit 1, within the timeout",

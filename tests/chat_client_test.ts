@@ -456,7 +456,7 @@ Deno.test({
       await alice.stdout.waitFor("* you are now alice");
       bob = spawnClient(server.port, ["--nick", "bob"]);
       await bob.stdout.waitFor("* you are now bob");
-      await alice.stdout.waitFor(/ is now bob$/);
+      await alice.stdout.waitFor("* bob joined"); // named by its first line, never a guest
       await alice.write("hi bob, 你好\n");
       assert.equal(await bob.stdout.waitFor("hi bob"), "<alice> hi bob, 你好");
       await bob.write("/msg alice psst\n");

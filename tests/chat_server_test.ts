@@ -78,8 +78,9 @@ Deno.test("chat: three clients each get exactly the others' lines, in order", as
   const a = await joinAs(server, "alice");
   const b = await joinAs(server, "bob");
   const c = await joinAs(server, "carol");
-  await a.lines.waitFor("is now carol");
-  await b.lines.waitFor("is now carol");
+  // A newcomer whose first line is /nick joins under that name.
+  await a.lines.waitFor("* carol joined");
+  await b.lines.waitFor("* carol joined");
   for (let i = 0; i < 20; i++) {
     await a.send(`a${i}\n`);
     await b.send(`b${i}\n`);
@@ -247,7 +248,7 @@ Deno.test("chat: an overlong line is refused, the connection stays", async () =>
   const server = await startServer("chat_server.ts", ["--max-line", "100"]);
   const a = await joinAs(server, "alice");
   const b = await joinAs(server, "bob");
-  await a.lines.waitFor("is now bob");
+  await a.lines.waitFor("* bob joined");
   await a.send("x".repeat(5000) + "\nstill here\n");
   assert.equal(await a.lines.next(), "! line too long (most 100 bytes); it was discarded");
   assert.equal(await b.lines.next(), "<alice> still here");
@@ -263,6 +264,7 @@ Deno.test("chat: past --max-clients a newcomer is told and closed", async () => 
   const c = await connectClient(server.port);
   assert.equal(await c.lines.next(), "! server full, try again later");
   await c.lines.end();
+  await a.lines.waitFor(`${b.nick} joined`);
   await b.close();
   await a.lines.waitFor("left");
   const d = await join(server); // room again once someone left
@@ -290,7 +292,7 @@ Deno.test("chat: a reader that stops reading is dropped; the others get all 20 M
   const reader = await joinAs(server, "reader");
   const slow = await Deno.connect({ port: server.port }); // never reads
   await send(slow, "/nick slow\n");
-  await reader.lines.waitFor("is now slow");
+  await reader.lines.waitFor("* slow joined");
   const rssBefore = rssKiB(server.child.pid);
   const line = "z".repeat(1000);
   const lines = 20_000; // ~20 MB
@@ -329,7 +331,7 @@ Deno.test("chat: a reader that pauses during a flood is waited for; one that sto
   const behind = await Deno.connect({ port: server.port }); // reads, with pauses
   const stuck = await Deno.connect({ port: server.port }); // never reads
   await send(stuck, "/nick stuck\n");
-  await sender.lines.waitFor("is now stuck");
+  await sender.lines.waitFor("* stuck joined");
   const lines = 12_000; // ~12 MB: more than the kernel's buffers hold
   const pad = "y".repeat(1000);
   let next = 0;
@@ -375,9 +377,9 @@ Deno.test("chat: a reader far behind gets its queued lines intact while the room
   const bob = await Deno.connect({ port: server.port }); // reads and counts alice's private lines
   const behind = await Deno.connect({ port: server.port }); // reads only at the end
   await send(behind, "/nick behind\n");
-  await alice.lines.waitFor("is now behind");
+  await alice.lines.waitFor("* behind joined");
   await send(bob, "/nick bob\n");
-  await alice.lines.waitFor("is now bob");
+  await alice.lines.waitFor("* bob joined");
   const pad = "p".repeat(1000);
   const secret = "s".repeat(1000);
   const broadcasts = 10_000; // ~10 MB: more than the kernel buffers hold, the rest is queued
@@ -431,6 +433,10 @@ Deno.test("chat: 500 clients join and leave concurrently", async () => {
   const server = await startServer("chat_server.ts");
   const watcher = await joinAs(server, "watcher");
   const clients = await Promise.all(Array.from({ length: 500 }, () => join(server)));
+  // Told to the others once each joins' wait (for a first /nick) is over.
+  for (let i = 0; i < 100 && presenceCounts(watcher.lines.lines).joined < 500; i++) {
+    await delay(50);
+  }
   await Promise.all(clients.map((c) => c.close()));
   await sync(watcher);
   let online = "";
@@ -453,6 +459,10 @@ Deno.test("chat: in a room of over 200, joins and leaves come batched, once each
   const hi = `<${newcomer.nick}> hi`;
   await watcher.lines.waitFor(hi);
   await sync(newcomer);
+  // The silent crowd is announced once its wait for a first /nick is over.
+  for (let i = 0; i < 100 && presenceCounts(watcher.lines.lines).joined < 211; i++) {
+    await delay(50);
+  }
   const seen = watcher.lines.lines;
   for (const client of [...crowd, newcomer]) {
     const notices = seen.filter((l) => l === `* ${client.nick} joined`);

@@ -292,7 +292,9 @@ export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatCl
   const online = await client.lines.next(timeoutMs);
   if (!/^\* online \(\d+\): /.test(online)) throw new Error(`not a /who line: ${online}`);
   const help = await client.lines.next(timeoutMs);
-  if (help !== "* type /help for commands") throw new Error(`not the welcome's help: ${help}`);
+  if (!help.startsWith("* type /help for commands")) {
+    throw new Error(`not the welcome's help: ${help}`);
+  }
   return { ...client, nick: guest[1] };
 }
 

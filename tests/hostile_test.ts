@@ -367,16 +367,20 @@ Deno.test("hostile: 2,000 connect-then-reset cycles leave no one behind", async 
     "    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, linger)",
     "    s.close()",
   ].join("\n");
+  const servedLines = () => server.stdout.lines.filter((l) => / left(, unannounced,)? /.test(l));
+  const servedBefore = servedLines().length;
   const result = await run("python3", ["-c", program, String(server.port)], { timeoutMs: 60_000 });
   assert.equal(result.code, 0, result.stderr);
   await waitForOnline(watcher, 1, 20_000);
   const joined = watcher.lines.lines.filter((l) => / joined$/.test(l)).length;
   const left = watcher.lines.lines.filter((l) => / left$/.test(l)).length;
-  console.log(`  2000 resets: ${joined} joined, ${left} left`);
-  assert.equal(joined, left, "everyone who joined has left");
-  // Those that read the welcome had joined for sure; the others may have
-  // been reset before the server accepted them (accept() then fails).
-  assert.ok(joined >= 667, `${joined} joined`);
+  const served = servedLines().length - servedBefore;
+  console.log(`  2000 resets: ${served} served, ${joined} joined, ${left} left`);
+  assert.equal(joined, left, "everyone the others heard join has left");
+  // Those that read the welcome were served for sure; the others may have
+  // been reset before the server accepted them (accept() then fails). Gone
+  // within the wait for a first /nick, the others never heard of them.
+  assert.ok(served >= 667, `${served} served`);
   assert.ok(!watcher.lines.text.includes("half a li"));
   await tearDown(battery, "2000 resets");
 });

@@ -8,58 +8,58 @@ import { settle } from "./fake_conn.ts";
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 function presenceFor(roomSize: number) {
-  const broadcasts: { line: string; except?: string }[] = [];
-  const batches: PresenceBatch<string>[] = [];
-  const presence = new Presence<string>({
+  const delivered: { line: string; at: number }[] = [];
+  const batches: PresenceBatch[] = [];
+  const presence = new Presence({
     roomSize: () => roomSize,
     encoder: new SlabEncoder(),
-    broadcast: (line, except) => broadcasts.push({ line, except }),
+    deliver: (line, at) => delivered.push({ line, at }),
     deliverBatch: (batch) => batches.push(batch),
   });
-  return { presence, broadcasts, batches };
+  return { presence, delivered, batches };
 }
 
-Deno.test("presence: a small room hears each join at once, the newcomer excepted", () => {
-  const { presence, broadcasts, batches } = presenceFor(10);
-  presence.announce("* ann joined", "ann");
-  presence.announce("* bob left");
-  assert.deepEqual(broadcasts, [
-    { line: "* ann joined", except: "ann" },
-    { line: "* bob left", except: undefined },
-  ]);
+Deno.test("presence: a small room hears each join and leave at once", () => {
+  const { presence, delivered, batches } = presenceFor(10);
+  presence.announce("* ann joined", 7, true);
+  presence.announce("* bob left", 9, false);
+  assert.deepEqual(delivered, [{ line: "* ann joined", at: 7 }, { line: "* bob left", at: 9 }]);
   assert.equal(batches.length, 0);
 });
 
-Deno.test("presence: a big room gets one batch; a newcomer only what came after it", async () => {
-  const { presence, broadcasts, batches } = presenceFor(500);
-  presence.announce("* ann joined", "ann");
-  presence.announce("* bob joined", "bob");
-  presence.announce("* cy left");
-  assert.equal(broadcasts.length + batches.length, 0, "gathered, not sent");
+Deno.test("presence: a big room gets one batch, in the order things happened", async () => {
+  const { presence, delivered, batches } = presenceFor(500);
+  presence.announce("* bob joined", 2, true); // bob arrived second, but spoke first
+  presence.announce("* ann joined", 1, true); // ann was announced when her wait ran out
+  presence.announce("* cy left", 3, false);
+  assert.equal(delivered.length + batches.length, 0, "gathered, not sent");
   presence.seal();
   presence.seal(); // nothing more to send
   assert.equal(batches.length, 1);
   const [batch] = batches;
   assert.equal(text(batch.bytes), "* ann joined\n* bob joined\n* cy left\n");
-  assert.equal(text(batch.shareOf.get("ann")!), "* bob joined\n* cy left\n");
-  assert.equal(text(batch.shareOf.get("bob")!), "* cy left\n");
+  assert.equal(text(batch.shareFrom(0)), "* ann joined\n* bob joined\n* cy left\n");
+  assert.equal(text(batch.shareFrom(1)), "* bob joined\n* cy left\n", "ann: after her");
+  assert.equal(text(batch.shareFrom(2)), "* cy left\n", "bob: his welcome counted ann");
+  assert.equal(batch.shareFrom(3).length, 0);
   await settle();
 });
 
 Deno.test("presence: a batch goes out by itself after its wait", async () => {
   const { presence, batches } = presenceFor(300);
-  presence.announce("* ann joined", "ann");
+  presence.announce("* ann joined", 1, true);
   await settle(300);
   assert.equal(batches.length, 1);
 });
 
 Deno.test("presence: in a room of over 1,000 a batch names ten and counts the rest", () => {
   const { presence, batches } = presenceFor(2000);
-  for (let i = 0; i < 15; i++) presence.announce(`* p${i} joined`, `p${i}`);
-  for (let i = 0; i < 3; i++) presence.announce(`* q${i} left`);
+  for (let i = 0; i < 15; i++) presence.announce(`* p${i} joined`, i + 1, true);
+  for (let i = 0; i < 3; i++) presence.announce(`* q${i} left`, 100 + i, false);
   presence.seal();
   const lines = text(batches[0].bytes).split("\n").slice(0, -1);
   assert.equal(lines.length, 11);
   assert.equal(lines[10], "* 5 more joined, 3 more left (/who lists everyone)");
-  assert.equal(batches[0].shareOf.get("p12")!.length, 0, "a counted newcomer gets none of it");
+  assert.equal(batches[0].shareFrom(12).length, 0, "one arrived among the counted: none of it");
+  assert.equal(text(batches[0].shareFrom(9)).split("\n")[0], "* p9 joined");
 });

@@ -11,6 +11,7 @@ async function roomWith(count: number, maxQueue = 1 << 20) {
   const log: string[] = [];
   const room = new Room({
     maxQueue,
+    maxLine: 4096,
     log: (line) => log.push(typeof line === "string" ? line : new TextDecoder().decode(line)),
   });
   const conns: FakeConn[] = [];
@@ -19,6 +20,7 @@ async function roomWith(count: number, maxQueue = 1 << 20) {
     const conn = new FakeConn();
     conns.push(conn);
     members.push(await room.join(conn));
+    room.announceJoin(members[i]); // as at its first line
   }
   await settle();
   return { room, conns, members, log };
@@ -34,7 +36,7 @@ Deno.test("room: a newcomer is welcomed; the others are told it joined", async (
   assert.deepEqual(conns[0].lines().slice(0, 3), [
     "* welcome, you are guest1",
     "* online (1): guest1",
-    "* type /help for commands",
+    "* type /help for commands; lines up to 4096 bytes",
   ]);
   assert.equal(conns[0].lines()[3], "* guest2 joined");
   assert.equal(conns[1].lines()[1], "* online (2): guest1, guest2");
@@ -170,4 +172,60 @@ Deno.test("room: shutdown tells everyone and closes every connection", async () 
     "no leave notices at shutdown",
   );
   assert.equal(room.closing, true);
+});
+
+Deno.test("room: a silent newcomer's join is told to the others half a second later", async () => {
+  const { room, conns } = await roomWith(1);
+  const quiet = new FakeConn();
+  await room.join(quiet);
+  await settle(100);
+  assert.ok(!conns[0].lines().includes("* guest2 joined"), "not yet: it may name itself first");
+  assert.equal(quiet.lines()[0], "* welcome, you are guest2", "its own welcome is not delayed");
+  await settle(500);
+  assert.ok(conns[0].lines().includes("* guest2 joined"));
+  await shutdown(room);
+});
+
+Deno.test("room: a newcomer whose first line is /nick joins under that name", async () => {
+  const { room, conns, members } = await roomWith(2);
+  await room.rename(members[1], "bob"); // announced already: an ordinary rename
+  const conn = new FakeConn();
+  const carol = await room.join(conn);
+  await room.rename(carol, "carol");
+  const taken = new FakeConn();
+  const late = await room.join(taken);
+  await room.rename(late, "BOB");
+  await settle();
+  const others = conns[0].lines();
+  assert.ok(others.includes("* carol joined"), others.join(" | "));
+  assert.ok(!others.some((line) => line.includes("guest3")), "never heard as a guest");
+  assert.ok(conn.lines().includes("* you are now carol"));
+  assert.ok(taken.lines().includes("! nick 'BOB' is taken"), "told why");
+  assert.ok(others.includes("* guest4 joined"), "a refused name joins as the guest it was");
+  await shutdown(room);
+});
+
+Deno.test("room: one who leaves before its join was told leaves without a word", async () => {
+  const { room, conns } = await roomWith(1);
+  const brief = await room.join(new FakeConn());
+  room.leave(brief);
+  await settle(600);
+  assert.ok(!conns[0].lines().some((line) => line.includes("guest2")), conns[0].lines().join("|"));
+  await shutdown(room);
+});
+
+Deno.test("room: a newcomer never hears of a join its welcome already counted", async () => {
+  const { room, conns } = await roomWith(1);
+  const first = new FakeConn();
+  await room.join(first); // silent: announced after its wait
+  await settle(100);
+  const second = new FakeConn();
+  await room.join(second); // its welcome counts the first
+  await settle(700);
+  assert.equal(second.lines()[1], "* online (3): guest1, guest2, guest3");
+  assert.ok(!second.lines().includes("* guest2 joined"), second.lines().join(" | "));
+  assert.ok(first.lines().includes("* guest3 joined"), "the first did not know the second");
+  assert.ok(conns[0].lines().includes("* guest2 joined"));
+  assert.ok(conns[0].lines().includes("* guest3 joined"));
+  await shutdown(room);
 });

@@ -3,16 +3,8 @@
 // (every form of the command), never parseArgs' own wording.
 
 import assert from "node:assert/strict";
+import { SCRIPTS } from "../tools/compile.ts";
 import { ROOT, run } from "./helpers.ts";
-
-const SCRIPTS = [
-  "server.ts",
-  "client.ts",
-  "states.ts",
-  "reuse_server.ts",
-  "chat_server.ts",
-  "chat_client.ts",
-];
 
 function script(name: string, args: string[]) {
   return run(Deno.execPath(), ["run", "-A", `${ROOT}${name}`, ...args], { timeoutMs: 30_000 });

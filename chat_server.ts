@@ -2,7 +2,7 @@
 //
 //   deno run -A chat_server.ts [--host H] [--port P] [--max-clients N]
 //                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
-//                              [--redis URL [--room NAME]]
+//                              [--history N] [--redis URL [--room NAME]]
 //   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
 //
 // The note's server takes one client at a time and alternates strictly:
@@ -62,7 +62,7 @@ import type { JoinCluster } from "./lib/room_link.ts";
 
 const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
-                                  [--max-queue BYTES] [--idle-timeout SECS]
+                                  [--max-queue BYTES] [--idle-timeout SECS] [--history N]
                                   [--redis URL [--room NAME]]
 
 A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
@@ -78,6 +78,8 @@ options:
                         took nothing for 1 s, or left twice it unread, is dropped as
                         too slow (default 1048576)
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
+  --history N           recent public lines a newcomer is shown after its welcome
+                        (default 50; 0: none); with --redis, the room's, kept in Redis
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
   --room NAME           which room on that Redis (default lobby)
@@ -111,6 +113,7 @@ async function main(args: string[]): Promise<number> {
     "max-line": { type: "string", default: "4096" },
     "max-queue": { type: "string", default: String(1024 * 1024) },
     "idle-timeout": { type: "string", default: "0" },
+    history: { type: "string", default: "50" },
     redis: { type: "string" },
     room: { type: "string" },
   }, USAGE);
@@ -121,11 +124,12 @@ async function main(args: string[]): Promise<number> {
   const maxLine = parseIntFlag(flags["max-line"], "--max-line", 1);
   const maxQueue = parseIntFlag(flags["max-queue"], "--max-queue", 1);
   const idleSecs = parseIntFlag(flags["idle-timeout"], "--idle-timeout", 0, 86_400 * 365);
+  const history = parseIntFlag(flags.history, "--history", 0, 10_000);
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
   const listener = listenTcp(host, port, { tcpBacklog: 1024 });
 
-  const room = new Room({ maxQueue, maxLine, log: () => {} });
+  const room = new Room({ maxQueue, maxLine, history, log: () => {} });
   room.label = formatAddress(listener.addr);
   if (cluster) {
     // Loaded only now, from a specifier Deno cannot see ahead of time: a

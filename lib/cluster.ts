@@ -143,6 +143,37 @@ export async function joinCluster(
     if (!up) return;
     const envelope: Envelope = { ...event, from: self, label, seq: ++seq };
     publisher.publish(channel, JSON.stringify(envelope)).catch(() => {});
+    if (event.type === "say") keepInHistory({ from: self, seq: envelope.seq, line: event.line });
+  };
+
+  // The room's history lives in Redis too, capped at --history lines, so a
+  // restarted instance (or a new one) shows newcomers the same lines. Each
+  // line is kept by the instance it was said on, with its sequence number.
+  const historyKey = `chat:${roomName}:history`;
+  const keepInHistory = (entry: HistoryEntry) => {
+    if (room.historyLimit === 0) return;
+    publisher.multi()
+      .rPush(historyKey, JSON.stringify(entry))
+      .lTrim(historyKey, -room.historyLimit, -1)
+      .exec()
+      .catch(() => {});
+  };
+  /** Lines said elsewhere while the history is being loaded at the start. */
+  let heardWhileLoading: HistoryEntry[] | undefined = [];
+
+  /**
+   * Seeds the room's history from Redis, once, after subscribing: a line
+   * said meanwhile is in the list, on the channel, or both (then kept once).
+   */
+  const loadHistory = async () => {
+    const stored = room.historyLimit === 0 ? [] : await publisher.lRange(historyKey, 0, -1);
+    const entries = stored.map(parseHistoryEntry).filter((e): e is HistoryEntry => e !== undefined);
+    const known = new Set(entries.map(({ from, seq }) => `${from}:${seq}`));
+    for (const entry of heardWhileLoading ?? []) {
+      if (!known.has(`${entry.from}:${entry.seq}`)) entries.push(entry);
+    }
+    heardWhileLoading = undefined;
+    room.seedHistory(entries.slice(-room.historyLimit).map(({ line }) => line));
   };
 
   const linkChanged = () => {
@@ -234,7 +265,9 @@ export async function joinCluster(
         instance.nicks.set(event.nick.toLowerCase(), cleanNick(event.nick));
         return room.deliver(event.line);
       case "say":
-        return room.deliver(event.line);
+        if (!heardWhileLoading) return room.deliverSaid(event.line);
+        heardWhileLoading.push({ from, seq: instance.seq, line: String(event.line) });
+        return room.deliver(event.line); // kept once loadHistory has merged it
       case "private":
         return room.deliverPrivate(event.to, event.line);
       case "kick":
@@ -271,6 +304,7 @@ export async function joinCluster(
     await publisher.connect();
     await subscriber.connect();
     await subscriber.subscribe(channel, receive);
+    await loadHistory();
   } catch (err) {
     disconnect(publisher, subscriber);
     const reason = err instanceof Error ? err.message : String(err);
@@ -359,6 +393,23 @@ export async function joinCluster(
       disconnect(publisher, subscriber);
     },
   };
+}
+
+/** A line kept in the room's history in Redis, with who said it and its sequence number. */
+interface HistoryEntry {
+  from: string;
+  seq: number;
+  line: string;
+}
+
+/** A history entry as Redis keeps it, or undefined for anything else (anyone can write there). */
+function parseHistoryEntry(text: string): HistoryEntry | undefined {
+  try {
+    const { from, seq, line } = JSON.parse(text);
+    return typeof line === "string" ? { from: String(from), seq: Number(seq), line } : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Nicks from other instances are shown on terminals: no control characters. */

@@ -17,6 +17,7 @@ import { formatAddress } from "./net.ts";
 import type { Cluster, LocalRoom } from "./room_link.ts";
 import type { LogLine } from "./console_log.ts";
 import { type Outbox, Outboxes, type Writable } from "./outbox.ts";
+import { History } from "./history.ts";
 import { Presence, type PresenceBatch } from "./presence.ts";
 
 /** The part of a client's connection the room uses. */
@@ -54,6 +55,8 @@ export interface RoomOptions {
   maxQueue: number;
   /** Longest line a client may send (--max-line), said in the welcome. */
   maxLine: number;
+  /** Public lines a newcomer is shown after its welcome (--history; 0: none). */
+  history: number;
   /** Where the operator's console lines go. */
   log: (line: LogLine) => void;
 }
@@ -96,11 +99,15 @@ export class Room {
   #announceTimer?: ReturnType<typeof setTimeout>;
   /** Longest line a client may send (--max-line), said in the welcome. */
   #maxLine: number;
+  #history: History;
+  #historyLimit: number;
 
   /** An empty room. */
   constructor(options: RoomOptions) {
     this.log = options.log;
     this.#maxLine = options.maxLine;
+    this.#history = new History(options.history);
+    this.#historyLimit = options.history;
     const roomSize = () => this.members.size;
     this.#outboxes = new Outboxes({ maxQueue: options.maxQueue, roomSize });
     this.#presence = new Presence({
@@ -159,6 +166,7 @@ export class Room {
     this.sendTo(member, `* welcome, you are ${nick}`);
     this.sendTo(member, this.#welcomeWhoLine());
     this.sendTo(member, `* type /help for commands; lines up to ${this.#maxLine} bytes`);
+    this.#replayHistory(member);
     outbox.flushNow(); // the welcome leaves now, not with the next (paced) round
     this.#unannounced.push(member);
     this.#announceTimer ??= setTimeout(() => this.#announceDue(), JOIN_NOTICE_WAIT_MS);
@@ -400,8 +408,18 @@ export class Room {
     this.#deliverAll(this.#encodeLine(line), except);
   }
 
+  /** The recent public lines, between two notices; nothing at all when there are none. */
+  #replayHistory(member: Member): void {
+    const lines = this.#history.recent();
+    if (lines.length === 0) return;
+    this.sendTo(member, "* recent messages:");
+    if (!lines.every((line) => member.outbox.deliver(line))) return this.#dropTooSlow([member]);
+    this.sendTo(member, "* end of recent messages");
+  }
+
   /** Tells the local room and every other instance; logs it on the console. */
   #sayEncoded(bytes: Uint8Array, except?: Member): void {
+    this.#history.record(bytes);
     this.#deliverAll(bytes, except);
     this.cluster?.publish({ type: "say", line: utf8.decode(bytes.subarray(0, -1)) });
     this.log(bytes);
@@ -512,8 +530,18 @@ export class Room {
       this.log(line);
     };
     return {
+      historyLimit: this.#historyLimit,
       // Sanitised again: whatever else publishes on that channel is a peer too.
       deliver: (line) => tellAll(sanitizeText(line)),
+      deliverSaid: (line) => {
+        const bytes = this.#encodeLine(sanitizeText(line));
+        this.#history.record(bytes);
+        this.#deliverAll(bytes);
+        this.log(bytes);
+      },
+      seedHistory: (lines) => {
+        for (const line of lines) this.#history.record(this.#encodeLine(sanitizeText(line)));
+      },
       deliverPrivate: (nick, line) => {
         const target = this.find(nick);
         if (target) this.sendTo(target, sanitizeText(line));

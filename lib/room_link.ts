@@ -19,8 +19,14 @@ export type ClusterEvent =
 
 /** What the cluster needs from the local room. */
 export interface LocalRoom {
+  /** How many public lines the room keeps for newcomers (--history). */
+  historyLimit: number;
   /** A line from another instance, for every local client. */
   deliver(line: string): void;
+  /** A public line said on another instance: delivered, and kept for newcomers. */
+  deliverSaid(line: string): void;
+  /** The room's recent public lines as Redis kept them, oldest first, once at the start. */
+  seedHistory(lines: string[]): void;
   /** A private line for the local client called `nick`, if there is one. */
   deliverPrivate(nick: string, line: string): void;
   /** Another instance's operator kicked `nick`, if it is a local client. */

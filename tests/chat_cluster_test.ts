@@ -760,3 +760,29 @@ clusterTest("console lines and /kick reach users on other instances", async (c) 
   await seen(carol, "* bob left (kicked)");
   await waitForWho(alice, "* online (2): alice, carol");
 });
+
+clusterTest(
+  "history is the room's: a newcomer on any instance gets it, and after a restart",
+  async (c) => {
+    const redis = await c.redis();
+    const [A, B] = await c.chats(redis, 2, ["--history", "3"]);
+    const ann = await c.joinAs(A, "ann");
+    const bob = await c.joinAs(B, "bob");
+    await waitForWho(ann, "* online (2): ann, bob");
+    for (const [speaker, text] of [[ann, "a1"], [bob, "b1"], [ann, "a2"], [bob, "b2"]] as const) {
+      await speaker.send(`${text}\n`);
+      await seen(speaker === ann ? bob : ann, `<${speaker.nick}> ${text}`);
+    }
+    const expected = ["<bob> b1", "<ann> a2", "<bob> b2"];
+    const onA = await c.join(A);
+    assert.deepEqual(onA.history, expected, "on the instance that kept them");
+    const onB = await c.join(B);
+    assert.deepEqual(onB.history, expected, "on the other one");
+    // A new instance, or one restarted, loads the room's history from Redis.
+    const fresh = await c.chat(redis, ["--history", "3"]);
+    const onFresh = await c.join(fresh);
+    assert.deepEqual(onFresh.history, expected, "after a restart");
+    const stored = await run("redis-cli", ["-p", String(redis.port), "llen", "chat:lobby:history"]);
+    assert.equal(stored.stdout.trim(), "3", "capped at --history in Redis too");
+  },
+);

@@ -605,3 +605,41 @@ Deno.test("chat: port in use, bad flags, --help", async () => {
   assert.equal(help.code, 0);
   assert.match(help.stdout, /--max-queue BYTES/);
 });
+
+Deno.test("chat: a newcomer gets the recent public lines after its welcome, as they were said", async () => {
+  const server = await startServer("chat_server.ts", ["--history", "3"], { stdin: "piped" });
+  const a = await joinAs(server, "alice");
+  const first = await join(server);
+  assert.deepEqual(first.history, [], "no history yet: nothing at all");
+  const b = await joinAs(server, "bob");
+  await a.send("one\n你好 two\n/me waves\n/msg bob never replayed\n");
+  await b.lines.waitFor("* alice waves");
+  await server.write("four from the operator\n");
+  await b.lines.waitFor("<server> four");
+  // A raw client sees the exact lines on the wire.
+  const raw = await connectClient(server.port);
+  const seen: string[] = [];
+  while (seen.at(-1) !== "* end of recent messages") seen.push(await raw.lines.next());
+  assert.deepEqual(seen.slice(3), [
+    "* recent messages:",
+    "<alice> 你好 two",
+    "* alice waves",
+    "<server> four from the operator",
+    "* end of recent messages",
+  ]);
+  await closeAll(server, a, first, b, raw);
+});
+
+Deno.test("chat: --history 0 turns the replay off; a bad value is a usage error", async () => {
+  const server = await startServer("chat_server.ts", ["--history", "0"]);
+  const a = await join(server);
+  await a.send("hello\n");
+  await sync(a);
+  const b = await join(server);
+  await b.send("/ping done\n");
+  assert.equal(await b.lines.next(), "* pong done", "nothing between the welcome and the answer");
+  await closeAll(server, a, b);
+  const bad = await runScript("chat_server.ts", ["--history", "-1"]);
+  assert.equal(bad.code, 2);
+  assert.match(bad.stderr, /^error: --history must be a whole number 0-10000, got '-1'/);
+});

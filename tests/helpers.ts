@@ -62,6 +62,11 @@ export class LineReader {
     return this.lines[this.#next++];
   }
 
+  /** The next unread line if it has arrived already (no waiting), without taking it. */
+  peek(): string | undefined {
+    return this.lines[this.#next];
+  }
+
   /** Skips lines until one matches; returns it. */
   async waitFor(pattern: RegExp | string, timeoutMs = 5000): Promise<string> {
     const deadline = Date.now() + timeoutMs;
@@ -277,11 +282,12 @@ export async function connectClient(port: number, hostname = "127.0.0.1"): Promi
 }
 
 /** A client of chat_server.ts, with the guest nick its welcome gave it (or the one it took). */
-export type ChatClient = Client & { nick: string };
+export type ChatClient = Client & { nick: string; history: string[] };
 
 /**
- * Connects to chat_server.ts and reads the three welcome lines. Nagle is
- * off on the client's side too: tests speak in small lines and time them.
+ * Connects to chat_server.ts and reads the three welcome lines, and the
+ * room's recent lines after them if there are any (`history`). Nagle is off
+ * on the client's side too: tests speak in small lines and time them.
  */
 export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatClient> {
   const client = await connectClient(port);
@@ -295,7 +301,15 @@ export async function joinChat(port: number, timeoutMs = 10_000): Promise<ChatCl
   if (!help.startsWith("* type /help for commands")) {
     throw new Error(`not the welcome's help: ${help}`);
   }
-  return { ...client, nick: guest[1] };
+  // The room's recent lines come in the welcome's write, if there are any.
+  const history: string[] = [];
+  if (client.lines.peek() === "* recent messages:") {
+    await client.lines.next();
+    for (let line; (line = await client.lines.next(timeoutMs)) !== "* end of recent messages";) {
+      history.push(line);
+    }
+  }
+  return { ...client, nick: guest[1], history };
 }
 
 /**

@@ -7,11 +7,12 @@ import { FakeConn, settle } from "./fake_conn.ts";
 
 const encoder = new TextEncoder();
 
-async function roomWith(count: number, maxQueue = 1 << 20) {
+async function roomWith(count: number, maxQueue = 1 << 20, history = 0) {
   const log: string[] = [];
   const room = new Room({
     maxQueue,
     maxLine: 4096,
+    history,
     log: (line) => log.push(typeof line === "string" ? line : new TextDecoder().decode(line)),
   });
   const conns: FakeConn[] = [];
@@ -227,5 +228,29 @@ Deno.test("room: a newcomer never hears of a join its welcome already counted", 
   assert.ok(first.lines().includes("* guest3 joined"), "the first did not know the second");
   assert.ok(conns[0].lines().includes("* guest2 joined"));
   assert.ok(conns[0].lines().includes("* guest3 joined"));
+  await shutdown(room);
+});
+
+Deno.test("room: a newcomer is shown the recent public lines, in order, after its welcome", async () => {
+  const { room, members } = await roomWith(2, 1 << 20, 3);
+  const empty = new FakeConn();
+  room.leave(await room.join(empty)); // no history yet: nothing at all
+  room.say(members[0], "one");
+  room.sayPlain(members[1], new TextEncoder().encode("two"));
+  room.privateMessage(members[0], "guest2", "never replayed");
+  room.act(members[1], "waves");
+  room.sayAsOperator("four");
+  room.broadcast("* a notice, never replayed");
+  const conn = new FakeConn();
+  await room.join(conn);
+  await settle();
+  assert.equal(empty.lines().length, 3, "the welcome only");
+  assert.deepEqual(conn.lines().slice(3), [
+    "* recent messages:",
+    "<guest2> two",
+    "* guest2 waves",
+    "<server> four",
+    "* end of recent messages",
+  ], "the last 3 public lines, oldest first, as they were said");
   await shutdown(room);
 });

@@ -14,6 +14,7 @@ function newReceiver(id: number, conn: Deno.TcpConn, slow: boolean, readBuffer: 
     buf: new Uint8Array(slow ? 0 : readBuffer),
     tail: 0,
     skipping: false,
+    inHistory: false,
     ready: slow,
     closed: false,
     slow,

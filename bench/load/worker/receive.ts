@@ -92,7 +92,24 @@ function deliver(c: Receiver, sender: number, seq: number, sent: number, recv: n
   if (recv > W.lastRecv) W.lastRecv = recv;
 }
 
+// chat_server shows a newcomer the room's recent lines between these two
+// notices: payloads from earlier runs, never counted as deliveries.
+const HISTORY_START = new TextEncoder().encode("* recent messages:");
+const HISTORY_END = new TextEncoder().encode("* end of recent messages");
+const STAR = 42;
+
+function isLine(buf: Uint8Array, start: number, end: number, line: Uint8Array): boolean {
+  if (end - start !== line.length) return false;
+  for (let i = 0; i < line.length; i++) if (buf[start + i] !== line[i]) return false;
+  return true;
+}
+
 function handleLine(c: Receiver, buf: Uint8Array, start: number, end: number, recv: number): void {
+  if (buf[start] === STAR && isLine(buf, start, end, c.inHistory ? HISTORY_END : HISTORY_START)) {
+    c.inHistory = !c.inHistory;
+    return;
+  }
+  if (c.inHistory) return;
   let at = buf.indexOf(AT, start);
   if (at === -1 || at >= end) {
     W.notices++;

@@ -14,6 +14,8 @@ export interface Receiver {
   tail: number;
   /** Inside a line longer than `buf` (a long notice): drop until its end. */
   skipping: boolean;
+  /** Inside chat_server's replay of recent lines to a newcomer: not this run's deliveries. */
+  inHistory: boolean;
   ready: boolean;
   closed: boolean;
   slow: boolean;

@@ -2,7 +2,7 @@
 //
 //   deno run -A chat_server.ts [--host H] [--port P] [--max-clients N]
 //                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
-//                              [--history N] [--redis URL [--room NAME]]
+//                              [--history N] [--motd FILE] [--redis URL [--room NAME]]
 //   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
 //
 // The note's server takes one client at a time and alternates strictly:
@@ -55,6 +55,7 @@ import {
   listenTcp,
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
+import { readFlagFileLines } from "./lib/flag_files.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isNickCommand, isPlainChat } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
@@ -63,7 +64,7 @@ import type { JoinCluster } from "./lib/room_link.ts";
 const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
                                   [--max-queue BYTES] [--idle-timeout SECS] [--history N]
-                                  [--redis URL [--room NAME]]
+                                  [--motd FILE] [--redis URL [--room NAME]]
 
 A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
 Clients: chat_client.ts, nc, telnet. Lines typed here go to everyone as <server>.
@@ -80,6 +81,8 @@ options:
   --idle-timeout SECS   disconnect clients silent this long (default 0: never)
   --history N           recent public lines a newcomer is shown after its welcome
                         (default 50; 0: none); with --redis, the room's, kept in Redis
+  --motd FILE           a message of the day: the file's lines, sent with the welcome
+                        (each as a notice, "* LINE")
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
   --room NAME           which room on that Redis (default lobby)
@@ -114,6 +117,7 @@ async function main(args: string[]): Promise<number> {
     "max-queue": { type: "string", default: String(1024 * 1024) },
     "idle-timeout": { type: "string", default: "0" },
     history: { type: "string", default: "50" },
+    motd: { type: "string" },
     redis: { type: "string" },
     room: { type: "string" },
   }, USAGE);
@@ -125,11 +129,12 @@ async function main(args: string[]): Promise<number> {
   const maxQueue = parseIntFlag(flags["max-queue"], "--max-queue", 1);
   const idleSecs = parseIntFlag(flags["idle-timeout"], "--idle-timeout", 0, 86_400 * 365);
   const history = parseIntFlag(flags.history, "--history", 0, 10_000);
+  const motd = flags.motd === undefined ? [] : await readFlagFileLines(flags.motd, "--motd");
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
   const listener = listenTcp(host, port, { tcpBacklog: 1024 });
 
-  const room = new Room({ maxQueue, maxLine, history, log: () => {} });
+  const room = new Room({ maxQueue, maxLine, history, motd, log: () => {} });
   room.label = formatAddress(listener.addr);
   if (cluster) {
     // Loaded only now, from a specifier Deno cannot see ahead of time: a

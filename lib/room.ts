@@ -57,6 +57,8 @@ export interface RoomOptions {
   maxLine: number;
   /** Public lines a newcomer is shown after its welcome (--history; 0: none). */
   history: number;
+  /** The message of the day (--motd), shown with the welcome; [] for none. */
+  motd?: string[];
   /** Where the operator's console lines go. */
   log: (line: LogLine) => void;
 }
@@ -101,6 +103,7 @@ export class Room {
   #maxLine: number;
   #history: History;
   #historyLimit: number;
+  #motd: string[];
 
   /** An empty room. */
   constructor(options: RoomOptions) {
@@ -108,6 +111,8 @@ export class Room {
     this.#maxLine = options.maxLine;
     this.#history = new History(options.history);
     this.#historyLimit = options.history;
+    // Each line a notice, so the protocol's four prefixes still hold.
+    this.#motd = (options.motd ?? []).map((line) => `*${line ? ` ${sanitizeText(line)}` : ""}`);
     const roomSize = () => this.members.size;
     this.#outboxes = new Outboxes({ maxQueue: options.maxQueue, roomSize });
     this.#presence = new Presence({
@@ -166,6 +171,7 @@ export class Room {
     this.sendTo(member, `* welcome, you are ${nick}`);
     this.sendTo(member, this.#welcomeWhoLine());
     this.sendTo(member, `* type /help for commands; lines up to ${this.#maxLine} bytes`);
+    for (const line of this.#motd) this.sendTo(member, line);
     this.#replayHistory(member);
     outbox.flushNow(); // the welcome leaves now, not with the next (paced) round
     this.#unannounced.push(member);

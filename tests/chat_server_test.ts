@@ -643,3 +643,35 @@ Deno.test("chat: --history 0 turns the replay off; a bad value is a usage error"
   assert.equal(bad.code, 2);
   assert.match(bad.stderr, /^error: --history must be a whole number 0-10000, got '-1'/);
 });
+
+Deno.test("chat: --motd: its lines come with the welcome, before the history, each a notice", async () => {
+  const motd = await Deno.makeTempFile({ suffix: ".txt" });
+  try {
+    await Deno.writeTextFile(motd, "Welcome to the lobby!\r\n\nBe nice. \x1b[31mred\n");
+    const server = await startServer("chat_server.ts", ["--motd", motd]);
+    const a = await join(server);
+    await a.send("hello\n");
+    await sync(a);
+    const raw = await connectClient(server.port);
+    const seen: string[] = [];
+    while (seen.at(-1) !== "* end of recent messages") seen.push(await raw.lines.next());
+    assert.deepEqual(seen.slice(2), [
+      "* type /help for commands; lines up to 4096 bytes",
+      "* Welcome to the lobby!",
+      "*",
+      "* Be nice. \\x1b[31mred",
+      "* recent messages:",
+      `<${a.nick}> hello`,
+      "* end of recent messages",
+    ]);
+    await closeAll(server, a, raw);
+  } finally {
+    await Deno.remove(motd);
+  }
+  const missing = await runScript("chat_server.ts", ["--motd", "/no/such/motd"]);
+  assert.equal(missing.code, 2);
+  assert.match(
+    missing.stderr,
+    /^error: --motd \/no\/such\/motd: cannot read it \(no such file\)\n/,
+  );
+});

@@ -55,6 +55,7 @@ import {
   listenTcp,
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
+import { openLineEditor } from "./lib/line_editor.ts";
 import { readFlagFileLines } from "./lib/flag_files.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isNickCommand, isPlainChat } from "./lib/chat_text.ts";
@@ -88,7 +89,8 @@ options:
   --room NAME           which room on that Redis (default lobby)
   -h, --help            show this help
 
-client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /ping, /help, /quit
+client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /away [REASON], /back,
+                 /ping, /help, /quit
 console commands: /who [-v], /kick NAME, /quit; any other line is sent as <server>
 
 The first line printed is "listening on HOST:PORT" with the real port.
@@ -148,18 +150,22 @@ async function main(args: string[]): Promise<number> {
     closeQuietly(listener); // the accept loop ends
     stopping ??= room.shutdown();
   };
-  const operatorConsole = attachConsole(room, stop);
-  room.log = operatorConsole.log;
   const removeSignals = onStopSignal(stop);
   const idleTimer = idleSecs > 0
     ? setInterval(() => room.dropIdle(idleSecs * 1000), Math.min(idleSecs * 1000, 1000))
     : undefined;
   announceListening(listener); // only now: whoever waits for it may signal at once
+  // After it, so that stdout's first line is the readiness line on a terminal
+  // too, where the console draws a prompt. (No signal is handled in between:
+  // nothing here awaits.)
+  const operatorConsole = attachConsole(room, stop);
+  room.log = operatorConsole.log;
 
   await acceptLoop(room, listener, { maxClients, maxLine });
   stop();
   await stopping;
   await Promise.race([operatorConsole.drained(), delay(LOG_DRAIN_MS)]);
+  operatorConsole.close(); // the terminal as it was: no prompt left, no raw mode
   removeSignals();
   clearInterval(idleTimer);
   return 0;
@@ -276,6 +282,10 @@ function handleLine(room: Room, client: Member, raw: Uint8Array): Promise<void> 
       return room.act(client, rest);
     case "/help":
       return HELP_LINES.forEach((help) => room.sendTo(client, help));
+    case "/away":
+      return room.setAway(client, rest);
+    case "/back":
+      return room.setAway(client, undefined);
     case "/ping": // a client's liveness check: a black-holed server never answers
       return room.sendTo(client, rest ? `* pong ${rest}` : "* pong");
     case "/quit":
@@ -292,6 +302,7 @@ const HELP_LINES = [
   "*   /who [-v]        list who is online (-v: and on which server)",
   "*   /msg NAME text   send text to NAME only",
   "*   /me action       tell the room what you are doing",
+  "*   /away [reason]   say you are away (/who shows it; a /msg to you says so); /back",
   "*   /ping            check the server is there (answers * pong)",
   "*   /quit            leave",
   "* anything else is sent to everyone",
@@ -307,29 +318,29 @@ function splitWord(line: string): [string, string] {
 
 /**
  * The operator's console, the note's input("请输入回复内容"), but it never
- * blocks the room. On a terminal, log lines are printed above the prompt and
- * the half-typed line is redrawn. Without a terminal (or after EOF, e.g.
- * `< /dev/null`) the room simply keeps running.
+ * blocks the room. On a terminal the line editor (lib/line_editor.ts, the
+ * one chat_client.ts uses) keeps the operator's input on the bottom row and
+ * log lines are printed above it; it draws a prompt, so it is attached after
+ * the readiness line. Without a terminal (or after EOF, e.g. `< /dev/null`)
+ * the room simply keeps running.
  */
 function attachConsole(room: Room, stop: () => void): ConsoleLog {
-  const tty = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const input = createInterface({
-    input: process.stdin,
-    output: tty ? process.stdout : undefined,
-    terminal: tty,
-  });
-  input.on("line", (line) => {
-    operatorCommand(room, line, stop);
-    if (tty) input.prompt();
-  });
-  input.on("SIGINT", stop); // raw mode turns Ctrl+C into a key
-  input.on("close", () => {
-    if (tty) stop(); // Ctrl+D on the console
-  });
-  if (!tty) return pipedLog();
-  input.setPrompt(paint("dim", "> "));
-  input.prompt();
-  return terminalLog(() => input.prompt(true));
+  if (!process.stdin.isTTY || !process.stdout.isTTY) {
+    const input = createInterface({ input: process.stdin, terminal: false });
+    input.on("line", (line) => operatorCommand(room, line, stop));
+    return pipedLog();
+  }
+  const editor = openLineEditor({
+    line(line) {
+      // A chat line is shown once, as the log's "<server> text"; a command
+      // stays above its answer, as typed.
+      if (line.trim().startsWith("/")) editor.printAbove(`${paint("dim", "> ")}${line}`);
+      operatorCommand(room, line, stop);
+    },
+    interrupt: stop, // raw mode turns Ctrl+C into a key
+    end: stop, // Ctrl+D on an empty line
+  }, { prompt: "> ", promptColour: "dim" });
+  return terminalLog(editor);
 }
 
 function operatorCommand(room: Room, raw: string, stop: () => void): void {

@@ -38,7 +38,7 @@ const CONNECT_TIMEOUT_MS = 3000;
 type LinkEvent =
   | { type: "beat" }
   | { type: "hello" }
-  | { type: "roster"; nicks: string[] }
+  | { type: "roster"; nicks: string[]; away?: [string, string][] }
   | { type: "bye"; reason: string };
 
 /** On the wire: the sender instance, its sequence number, the event. */
@@ -51,6 +51,8 @@ interface Instance {
   lastHeard: number;
   /** lower-cased nick -> nick */
   nicks: Map<string, string>;
+  /** lower-cased nick -> why it is away ("" for no reason) */
+  away: Map<string, string>;
 }
 
 // Renews every nick this instance holds and re-claims those whose key
@@ -191,8 +193,14 @@ export async function joinCluster(
     renew();
   };
 
+  const roster = (): LinkEvent => ({
+    type: "roster",
+    nicks: room.announcedNicks(),
+    away: room.localAway(),
+  });
+
   const announce = () => {
-    publishRaw({ type: "roster", nicks: room.localNicks() });
+    publishRaw(roster());
     publishRaw({ type: "hello" });
   };
 
@@ -225,7 +233,7 @@ export async function joinCluster(
     let instance = instances.get(envelope.from);
     if (!instance) {
       const label = sanitizeText(String(envelope.label));
-      instance = { label, seq: 0, lastHeard: 0, nicks: new Map() };
+      instance = { label, seq: 0, lastHeard: 0, nicks: new Map(), away: new Map() };
       instances.set(envelope.from, instance);
       // A newcomer, or one this instance had given up on: learn who is there.
       if (envelope.type !== "roster" && envelope.type !== "hello") publishRaw({ type: "hello" });
@@ -245,9 +253,12 @@ export async function joinCluster(
       case "beat":
         return;
       case "hello":
-        return publishRaw({ type: "roster", nicks: room.localNicks() });
+        return publishRaw(roster());
       case "roster":
         instance.nicks = new Map(event.nicks.map((nick) => [nick.toLowerCase(), cleanNick(nick)]));
+        instance.away = new Map(
+          (event.away ?? []).map(([nick, reason]) => [nick.toLowerCase(), cleanNick(reason)]),
+        );
         if (buried.delete(from)) {
           for (const nick of instance.nicks.values()) room.deliver(`* ${nick} joined`);
         }
@@ -259,11 +270,19 @@ export async function joinCluster(
         return room.deliver(event.line);
       case "leave":
         instance.nicks.delete(event.nick.toLowerCase());
+        instance.away.delete(event.nick.toLowerCase());
         return room.deliver(event.line);
-      case "rename":
+      case "rename": {
         instance.nicks.delete(event.old.toLowerCase());
         instance.nicks.set(event.nick.toLowerCase(), cleanNick(event.nick));
+        const away = instance.away.get(event.old.toLowerCase());
+        instance.away.delete(event.old.toLowerCase());
+        if (away !== undefined) instance.away.set(event.nick.toLowerCase(), away);
         return room.deliver(event.line);
+      }
+      case "away":
+        if (event.reason === null) return void instance.away.delete(event.nick.toLowerCase());
+        return void instance.away.set(event.nick.toLowerCase(), cleanNick(event.reason));
       case "say":
         if (!heardWhileLoading) return room.deliverSaid(event.line);
         heardWhileLoading.push({ from, seq: instance.seq, line: String(event.line) });
@@ -328,7 +347,9 @@ export async function joinCluster(
   return {
     *remoteUsers() {
       for (const instance of instances.values()) {
-        for (const nick of instance.nicks.values()) yield { nick, label: instance.label };
+        for (const [key, nick] of instance.nicks) {
+          yield { nick, label: instance.label, away: instance.away.get(key) };
+        }
       }
     },
     remoteCount() {
@@ -340,7 +361,7 @@ export async function joinCluster(
       const key = nick.toLowerCase();
       for (const instance of instances.values()) {
         const found = instance.nicks.get(key);
-        if (found) return { nick: found, label: instance.label };
+        if (found) return { nick: found, label: instance.label, away: instance.away.get(key) };
       }
       return undefined;
     },

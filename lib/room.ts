@@ -40,6 +40,8 @@ export interface Member {
   announced: boolean;
   /** performance.now() when it connected. */
   readonly joinedAt: number;
+  /** The guest nick its welcome gave it, as later arrivals' welcomes named it. */
+  readonly welcomedAs: string;
   /**
    * Its place in the room's order of events: it hears of the joins and
    * leaves after it, never of those its welcome already counted.
@@ -47,6 +49,8 @@ export interface Member {
   readonly arrival: number;
   /** It has left the room; its outbox may still drain. */
   gone: boolean;
+  /** Why it is away (/away; "" for no reason), or undefined when it is not. */
+  away?: string;
 }
 
 /** What a room is made with. */
@@ -163,6 +167,7 @@ export class Room {
       lastHeard: Date.now(),
       announced: false,
       joinedAt: performance.now(),
+      welcomedAs: nick,
       arrival: ++this.#events,
       gone: false,
     };
@@ -190,6 +195,11 @@ export class Room {
     member.announced = true;
     const notice = `* ${member.nick} joined`;
     this.#presence.announce(notice, member.arrival, true);
+    if (member.nick !== member.welcomedAs) {
+      // Those who arrived since knew it by its guest name: tell them the new one.
+      const renamed = this.#encodeLine(`* ${member.welcomedAs} is now ${member.nick}`);
+      this.#deliverShares((m) => m.arrival > member.arrival && m !== member ? renamed : NOTHING);
+    }
     this.cluster?.publish({ type: "join", nick: member.nick, line: notice });
     this.log(`${notice} from ${formatAddress(member.conn.remoteAddr)}`);
   }
@@ -400,8 +410,20 @@ export class Room {
     else return this.sendTo(from, `! no one called '${nick}' is online`);
     const name = target?.nick ?? remote?.nick;
     this.sendTo(from, `* (private to ${name}) ${text}`);
+    // Delivered all the same; the sender learns why no answer may come.
+    const away = target ? target.away : remote?.away;
+    if (away !== undefined) this.sendTo(from, `* ${name} is away${away ? `: ${away}` : ""}`);
     // The operator sees that it happened, not what was said.
     this.log(`* ${from.nick} sent a private message to ${name}`);
+  }
+
+  /** /away [REASON] (a reason of "" is none), or /back with undefined. */
+  setAway(member: Member, reason: string | undefined): void {
+    member.away = reason;
+    this.#welcomeNames = undefined;
+    this.cluster?.publish({ type: "away", nick: member.nick, reason: reason ?? null });
+    if (reason === undefined) return this.sendTo(member, "* you are back");
+    this.sendTo(member, `* you are away${reason ? `: ${reason}` : ""}`);
   }
 
   /** One line for one member. */
@@ -514,14 +536,17 @@ export class Room {
    */
   #sortedNames(verbose: boolean, limit = Infinity): string {
     const names: string[] = [];
-    const add = (nick: string, label: string) => names.push(verbose ? `${nick} [${label}]` : nick);
+    const add = (nick: string, label: string, away: string | undefined) => {
+      const status = away === undefined ? "" : away ? ` (away: ${away})` : " (away)";
+      names.push(`${nick}${status}${verbose ? ` [${label}]` : ""}`);
+    };
     for (const member of this.members) {
       if (names.length >= limit) break;
-      add(member.nick, this.label);
+      add(member.nick, this.label, member.away);
     }
     for (const user of this.cluster?.remoteUsers() ?? []) {
       if (names.length >= limit) break;
-      add(user.nick, user.label);
+      add(user.nick, user.label, user.away);
     }
     // By code unit, like the nicks alone: " [" sorts before any nick character.
     return names.sort().join(", ");
@@ -555,6 +580,11 @@ export class Room {
       kick: (nick) => void this.kick(nick),
       notice: tellAll,
       localNicks: () => [...this.members].map((member) => member.nick),
+      announcedNicks: () => [...this.members].filter((m) => m.announced).map((m) => m.nick),
+      localAway: () =>
+        [...this.members].flatMap(({ nick, away, announced }) =>
+          away === undefined || !announced ? [] : [[nick, away] as [string, string]]
+        ),
       nickLost: (nick) => void this.#renameAway(nick),
     };
   }

@@ -15,7 +15,8 @@ export type ClusterEvent =
   | { type: "leave"; nick: string; line: string }
   | { type: "rename"; old: string; nick: string; line: string }
   | { type: "private"; to: string; line: string }
-  | { type: "kick"; nick: string };
+  | { type: "kick"; nick: string }
+  | { type: "away"; nick: string; reason: string | null };
 
 /** What the cluster needs from the local room. */
 export interface LocalRoom {
@@ -33,8 +34,12 @@ export interface LocalRoom {
   kick(nick: string): void;
   /** A notice about the link itself, for every local client. */
   notice(line: string): void;
-  /** The nicks of the local clients, now. */
+  /** The nicks of the local clients, now (held in Redis: announced or not). */
   localNicks(): string[];
+  /** The nicks of the local clients the room has been told of (for the roster). */
+  announcedNicks(): string[];
+  /** The local clients that are away, with their reasons ("" for none). */
+  localAway(): [nick: string, reason: string][];
   /** A local nick turned out to be held elsewhere (claimed while the link was down). */
   nickLost(nick: string): void;
 }
@@ -45,6 +50,8 @@ export interface RemoteUser {
   nick: string;
   /** The listening address of the user's instance. */
   label: string;
+  /** Why the user is away ("" for no reason), or undefined when not away. */
+  away?: string;
 }
 
 /** This instance's view of the other instances sharing the room. */

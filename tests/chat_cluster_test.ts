@@ -786,3 +786,26 @@ clusterTest(
     assert.equal(stored.stdout.trim(), "3", "capped at --history in Redis too");
   },
 );
+
+clusterTest(
+  "away is seen across instances: /who, /msg, /back, and by an instance joining later",
+  async (c) => {
+    const redis = await c.redis();
+    const [A, B] = await c.chats(redis, 2);
+    const ann = await c.joinAs(A, "ann");
+    const bob = await c.joinAs(B, "bob");
+    await waitForWho(bob, "* online (2): ann, bob");
+    await ann.send("/away at lunch\n");
+    await seen(ann, "* you are away: at lunch");
+    await waitForWho(bob, "* online (2): ann (away: at lunch), bob");
+    await bob.send("/msg ann are you there?\n");
+    await seen(bob, "* ann is away: at lunch");
+    await seen(ann, "<bob> (private) are you there?");
+    const late = await c.chat(redis); // learns it from the roster
+    const cat = await c.joinAs(late, "cat");
+    await waitForWho(cat, "* online (3): ann (away: at lunch), bob, cat");
+    await ann.send("/back\n");
+    await seen(ann, "* you are back");
+    await waitForWho(bob, "* online (3): ann, bob, cat");
+  },
+);

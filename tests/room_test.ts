@@ -254,3 +254,41 @@ Deno.test("room: a newcomer is shown the recent public lines, in order, after it
   ], "the last 3 public lines, oldest first, as they were said");
   await shutdown(room);
 });
+
+Deno.test("room: away: /who shows it, a /msg to one away is delivered and says so", async () => {
+  const { room, conns, members } = await roomWith(3);
+  room.setAway(members[0], "lunch");
+  room.setAway(members[1], "");
+  assert.equal(room.whoLine(), "* online (3): guest1 (away: lunch), guest2 (away), guest3");
+  room.privateMessage(members[2], "guest1", "ping?");
+  room.privateMessage(members[2], "guest2", "you there?");
+  room.setAway(members[0], undefined);
+  room.privateMessage(members[2], "guest1", "back?");
+  await settle();
+  assert.ok(conns[0].lines().includes("* you are away: lunch"));
+  assert.ok(conns[1].lines().includes("* you are away"));
+  assert.ok(conns[0].lines().includes("<guest3> (private) ping?"), "delivered all the same");
+  assert.deepEqual(conns[2].lines().filter((line) => / is away/.test(line)), [
+    "* guest1 is away: lunch",
+    "* guest2 is away",
+  ]);
+  assert.ok(conns[0].lines().includes("* you are back"));
+  assert.equal(room.whoLine(), "* online (3): guest1, guest2 (away), guest3");
+  await shutdown(room);
+});
+
+Deno.test("room: one who arrived before a newcomer named itself is told the new name", async () => {
+  const { room, conns } = await roomWith(1);
+  const first = new FakeConn();
+  const named = await room.join(first); // guest2, silent for now
+  const second = new FakeConn();
+  await room.join(second); // guest3: its welcome names guest2
+  await room.rename(named, "alice"); // guest2's first line
+  await settle();
+  assert.ok(second.lines()[1].includes("guest2"), second.lines()[1]);
+  assert.ok(second.lines().includes("* guest2 is now alice"), second.lines().join(" | "));
+  assert.ok(!second.lines().includes("* alice joined"), "its welcome counted it already");
+  assert.ok(conns[0].lines().includes("* alice joined"));
+  assert.ok(!conns[0].lines().some((line) => line.includes("guest2")), "never heard of as guest2");
+  await shutdown(room);
+});

@@ -20,8 +20,8 @@
 //
 // Reading guide (the note's line -> where it happens here):
 //   socket() + setsockopt(SO_REUSEADDR) + bind() + listen(128)
-//                                  main(): Deno.listen via listenTcp (utils.ts);
-//                                  Deno sets SO_REUSEADDR itself
+//                                  main(): Deno.listen, which sets SO_REUSEADDR itself
+//                                  (withHints, lib/net.ts, explains its failures)
 //   while True: accept()           acceptLoop(): one reader loop per client, at once
 //   recv(1024), len(...) > 0       readLoop(): conn.read() until EOF, framed into
 //                                  lines by lib/lines.ts (never a cut character)
@@ -52,7 +52,7 @@ import {
   announceListening,
   closeQuietly,
   formatAddress,
-  listenTcp,
+  withHints,
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { openLineEditor } from "./lib/line_editor.ts";
@@ -134,7 +134,11 @@ async function main(args: string[]): Promise<number> {
   const motd = flags.motd === undefined ? [] : await readFlagFileLines(flags.motd, "--motd");
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
-  const listener = listenTcp(host, port, { tcpBacklog: 1024 });
+  const where = formatAddress({ hostname: host, port });
+  const listener = withHints(
+    `listen on ${where}`,
+    () => Deno.listen({ hostname: host, port, tcpBacklog: 1024 }),
+  );
 
   const room = new Room({ maxQueue, maxLine, history, motd, log: () => {} });
   room.label = formatAddress(listener.addr);

@@ -10,6 +10,18 @@
 // closes without answering is reported instead of printing an empty reply.
 // `--explain` prints, before each step, the note's Python call, the Deno call
 // that does it and what it really did (on stderr).
+//
+// Reading guide (the note's line -> where it happens here, all in main()):
+//   socket() + connect(address)    Deno.connect({hostname, port}); withHints (lib/net.ts)
+//                                  turns "connection refused" into one error: line
+//   msg = input("Words: ")         --message, or readLineFromStdin(): node:readline,
+//                                  the prompt only on a terminal
+//   send(msg.encode())             writeAll (lib/net.ts) of the line and its "\n":
+//                                  conn.write() may write only part
+//   recv() + decode()              readMessage (lib/message.ts): up to a newline,
+//                                  the server's EOF, or --size bytes
+//   print("收到：", ...)            printReceived (lib/message.ts)
+//   client_sock.close()            closeQuietly(conn), in main()'s finally
 
 import { createInterface } from "node:readline";
 import process from "node:process";
@@ -24,7 +36,7 @@ import {
   signalExitCode,
   UsageError,
 } from "./utils.ts";
-import { closeQuietly, connectTcp, formatAddress, writeAll } from "./lib/net.ts";
+import { closeQuietly, formatAddress, withHints, writeAll } from "./lib/net.ts";
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";
 
@@ -76,7 +88,8 @@ async function main(args: string[]): Promise<number> {
   const connect = ["socket()+connect(address)", "Deno.connect({hostname, port})"] as const;
   let conn: Deno.TcpConn;
   try {
-    conn = await connectTcp(host, port);
+    const where = formatAddress({ hostname: host, port });
+    conn = await withHints(`connect to ${where}`, () => Deno.connect({ hostname: host, port }));
   } catch (err) {
     explain(...connect, "failed (see the error line)");
     throw err;

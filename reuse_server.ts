@@ -17,8 +17,8 @@
 // message (TCP may deliver it in pieces), send() taken to send everything.
 //
 // Reading guide (the note's line -> where it happens here):
-//   socket() + setsockopt(SO_REUSEADDR)   serve(): Deno.listen, via listenTcp (utils.ts),
-//     + bind() + listen(128)              which sets SO_REUSEADDR itself
+//   socket() + setsockopt(SO_REUSEADDR)   serve(): Deno.listen, which sets SO_REUSEADDR
+//     + bind() + listen(128)              itself (withHints, lib/net.ts, explains failures)
 //   accept()                              serve(): listener.accept(), via acceptClient
 //   recv(1024) + print(...)               serveClient(): readMessage, printReceived
 //   send("thank you!\n".encode())         serveClient(): writeAll (conn.write may write part)
@@ -43,7 +43,7 @@ import {
   announceListening,
   closeQuietly,
   formatAddress,
-  listenTcp,
+  withHints,
   writeAll,
 } from "./lib/net.ts";
 import { describeReceived, describeSent, type Explain, explainer } from "./lib/explain.ts";
@@ -125,7 +125,11 @@ async function serve(
   explain: Explain,
 ): Promise<number> {
   // socket() + setsockopt(SO_REUSEADDR) + bind() + listen(backlog): Deno.listen does all four.
-  const listener = listenTcp(host, port, { tcpBacklog: backlog });
+  const where = formatAddress({ hostname: host, port });
+  const listener = withHints(
+    `listen on ${where}`,
+    () => Deno.listen({ hostname: host, port, tcpBacklog: backlog }),
+  );
   const address = formatAddress(listener.addr);
   const replyBytes = new TextEncoder().encode(`${reply}\n`);
 

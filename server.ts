@@ -12,12 +12,14 @@
 // Deno call that does it and what it really did (on stderr).
 //
 // Reading guide (the note's line -> where it happens here, all in main()):
-//   socket() + bind() + listen()   Deno.listen, via listenTcp (utils.ts)
-//   accept()                       listener.accept(), via acceptClient (utils.ts)
+//   socket() + bind() + listen()   Deno.listen({hostname, port}); withHints (lib/net.ts)
+//                                  turns "port in use" and the like into one error: line
+//   accept()                       listener.accept(), via acceptClient (lib/net.ts), which
+//                                  retries when a client resets before it is accepted
 //   recv(1024) + decode()          readMessage (lib/message.ts): up to a newline,
 //                                  the client's EOF, or --size bytes
 //   print("接收数据：", ...)        printReceived (lib/message.ts)
-//   send("tankes.".encode())       writeAll (utils.ts): conn.write() may write part
+//   send("tankes.".encode())       writeAll (lib/net.ts): conn.write() may write only part
 //   client_socket.close()          closeQuietly(client)
 //   server_sock.close()            closeQuietly(listener)
 
@@ -35,7 +37,7 @@ import {
   announceListening,
   closeQuietly,
   formatAddress,
-  listenTcp,
+  withHints,
   writeAll,
 } from "./lib/net.ts";
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
@@ -73,7 +75,8 @@ async function main(args: string[]): Promise<number> {
   const explain = explainer(flags.explain);
 
   // socket() + bind() + listen(): Deno.listen does all three.
-  const listener = listenTcp(host, port);
+  const where = formatAddress({ hostname: host, port });
+  const listener = withHints(`listen on ${where}`, () => Deno.listen({ hostname: host, port }));
   const address = formatAddress(listener.addr);
 
   let client: Deno.TcpConn | undefined;

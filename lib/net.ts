@@ -21,26 +21,37 @@ export function announceListening(listener: Deno.TcpListener): void {
   console.log(`listening on ${formatAddress(listener.addr)}`);
 }
 
-/** Deno.listen, with the failures users hit turned into a Failure with a hint. */
+/**
+ * Runs a socket call that can fail for reasons users can fix (Deno.listen,
+ * Deno.connect), so the script shows the call itself: a failure becomes one
+ * line, `cannot WHAT: address already in use; choose another --port ...`.
+ */
+export function withHints<T>(what: string, call: () => T): T {
+  try {
+    const result = call();
+    if (!(result instanceof Promise)) return result;
+    return result.catch((err) => {
+      throw explainNetError(err, `cannot ${what}`);
+    }) as T;
+  } catch (err) {
+    throw explainNetError(err, `cannot ${what}`);
+  }
+}
+
+/** Deno.listen on HOST:PORT, its failures explained (see withHints). */
 export function listenTcp(
   hostname: string,
   port: number,
   extra: { tcpBacklog?: number } = {},
 ): Deno.TcpListener {
-  try {
-    return Deno.listen({ hostname, port, transport: "tcp", ...extra });
-  } catch (err) {
-    throw explainNetError(err, `cannot listen on ${formatAddress({ hostname, port })}`);
-  }
+  const where = formatAddress({ hostname, port });
+  return withHints(`listen on ${where}`, () => Deno.listen({ hostname, port, ...extra }));
 }
 
-/** Deno.connect, with the failures users hit turned into a Failure with a hint. */
-export async function connectTcp(hostname: string, port: number): Promise<Deno.TcpConn> {
-  try {
-    return await Deno.connect({ hostname, port, transport: "tcp" });
-  } catch (err) {
-    throw explainNetError(err, `cannot connect to ${formatAddress({ hostname, port })}`);
-  }
+/** Deno.connect to HOST:PORT, its failures explained (see withHints). */
+export function connectTcp(hostname: string, port: number): Promise<Deno.TcpConn> {
+  const where = formatAddress({ hostname, port });
+  return withHints(`connect to ${where}`, () => Deno.connect({ hostname, port }));
 }
 
 const { errors } = Deno;

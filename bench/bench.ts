@@ -23,7 +23,7 @@ import { summarize } from "./report/summary.ts";
 import { printTable } from "./report/table.ts";
 import { type ScenarioOutcome, writeJson } from "./results.ts";
 import { type Context, type RunRecord, type Scenario } from "./scenario.ts";
-import { buildScenarios } from "./scenarios/index.ts";
+import { buildScenarios, SCENARIO_NAMES } from "./scenarios/index.ts";
 import { type Availability } from "./servers/command.ts";
 import { SERVER_LABEL, type ServerKind } from "./servers/compared.ts";
 import { buildFloorRelay, type FloorRelayBuild, removeFloorRelay } from "./servers/floor_relay.ts";
@@ -34,7 +34,7 @@ import { probeRedis } from "./servers/redis.ts";
 const RUN_TIMEOUT_MS = 15 * 60_000;
 
 async function main(args: string[]): Promise<number> {
-  const options = parseOptions(args);
+  const options = parseOptions(args, SCENARIO_NAMES);
   if (!options) return 0;
   const removeSignals = cleanupOnSignal();
   let floorRelay: Promise<FloorRelayBuild> | undefined;

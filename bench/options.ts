@@ -5,7 +5,6 @@
 
 import { parseArgs } from "node:util";
 import { type ServerKind } from "./servers/compared.ts";
-import { SCENARIO_NAMES } from "./scenarios/index.ts";
 
 export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.ts [options])
 
@@ -34,8 +33,12 @@ export interface Options {
   denoFlags: string[];
 }
 
-/** The options, or undefined after printing the help; throws on a bad flag. */
-export function parseOptions(args: string[]): Options | undefined {
+/**
+ * The options, or undefined after printing the help; throws on a bad flag.
+ * `names` are the scenarios there are, in the bench's order (passed in, so
+ * that the scenarios, which read the options, are not imported here).
+ */
+export function parseOptions(args: string[], names: readonly string[]): Options | undefined {
   const { values } = parseArgs({
     args,
     options: {
@@ -54,7 +57,7 @@ export function parseOptions(args: string[]): Options | undefined {
     console.log(USAGE);
     return undefined;
   }
-  const scenarios = (values.scenario ?? SCENARIO_NAMES).map(scenarioNamed);
+  const scenarios = (values.scenario ?? names).map((name) => scenarioNamed(name, names));
   const servers = serversNamed(values.server);
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
   const workers = values.workers === undefined ? undefined : Number(values.workers);
@@ -67,7 +70,7 @@ export function parseOptions(args: string[]): Options | undefined {
     runs,
     servers,
     // In the bench's own order, whatever the order of the flags.
-    scenarios: SCENARIO_NAMES.filter((s) => scenarios.includes(s)),
+    scenarios: names.filter((s) => scenarios.includes(s)),
     json: values.json,
     workers,
     chatScript: values["chat-script"],
@@ -76,12 +79,10 @@ export function parseOptions(args: string[]): Options | undefined {
 }
 
 /** A scenario's full name from its name or a unique prefix. */
-function scenarioNamed(name: string): string {
-  const matches = SCENARIO_NAMES.includes(name)
-    ? [name]
-    : SCENARIO_NAMES.filter((s) => s.startsWith(name));
+function scenarioNamed(name: string, names: readonly string[]): string {
+  const matches = names.includes(name) ? [name] : names.filter((s) => s.startsWith(name));
   if (matches.length !== 1) {
-    throw new Error(`--scenario ${name}: expected one of ${SCENARIO_NAMES.join(", ")}`);
+    throw new Error(`--scenario ${name}: expected one of ${names.join(", ")}`);
   }
   return matches[0];
 }

@@ -58,7 +58,7 @@ import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { openLineEditor } from "./lib/line_editor.ts";
 import { readFlagFileLines } from "./lib/flag_files.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
-import { decodeLine, isNickCommand, isPlainChat } from "./lib/chat_text.ts";
+import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
 import type { JoinCluster } from "./lib/room_link.ts";
 
@@ -140,14 +140,14 @@ async function main(args: string[]): Promise<number> {
     () => Deno.listen({ hostname: host, port, tcpBacklog: 1024 }),
   );
 
-  const room = new Room({ maxQueue, maxLine, history, motd, log: () => {} });
-  room.label = formatAddress(listener.addr);
+  const label = formatAddress(listener.addr);
+  const room = new Room({ maxQueue, maxLine, history, motd, label, log: () => {} });
   if (cluster) {
     // Loaded only now, from a specifier Deno cannot see ahead of time: a
     // literal import() makes Deno fetch the Redis client (12 MB from npm)
     // on a first run without --redis too, even for --help.
     const { joinCluster }: ClusterModule = await import(CLUSTER_MODULE);
-    room.cluster = await joinCluster(cluster.url, cluster.room, room.label, room.asLocalRoom());
+    room.link(await joinCluster(cluster.url, cluster.room, label, room.asLocalRoom()));
   }
   let stopping: Promise<void> | undefined;
   const stop = () => {
@@ -261,10 +261,9 @@ function nextReadSize(size: number, n: number): number {
 
 /** One line from a client: chat, or a command. A promise only when it had to ask the cluster. */
 function handleLine(room: Room, client: Member, raw: Uint8Array): Promise<void> | void {
-  room.flushPresence(); // no answer to this line overtakes the joins and leaves before it
-  // The others hear "* NAME joined" before the newcomer's first line, or
-  // after it when that line names it (/nick NAME).
-  if (!client.announced && !isNickCommand(raw)) room.announceJoin(client);
+  // Joins and leaves before this line go out first; a newcomer is announced
+  // now, or after this line when it is a /nick that names it.
+  room.lineArriving(client, raw);
   // Printable ASCII (most chat lines) is relayed as it came, never decoded.
   if (isPlainChat(raw)) return room.sayPlain(client, raw);
   const line = decodeLine(raw); // control characters escaped, bad bytes U+FFFD

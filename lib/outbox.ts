@@ -1,6 +1,6 @@
 /**
  * The chat's write path: one {@linkcode Outbox} per client, and the
- * {@linkcode Outboxes} they share, which pace their writes and hold the
+ * {@linkcode PacedOutboxes} they share, which pace their writes and hold the
  * room's readers back while a client is behind.
  *
  * Like the Go book's chat server, where each client has a channel and a
@@ -26,6 +26,44 @@ export interface Writable {
   write(bytes: Uint8Array): Promise<number>;
   /** Closes the connection; may throw if it is closed already. */
   close(): void;
+}
+
+/**
+ * One client's output, as the room sees it: lines go in and never wait;
+ * whether the client keeps up comes back as deliver's answer.
+ */
+export interface Outbox {
+  /**
+   * Queues `line` (encoded, with its `\n`). Never waits. False when the
+   * client is past its limits: the outbox has closed, and the room should
+   * drop the client once the delivery at hand is over.
+   */
+  deliver(line: Uint8Array, now?: number): boolean;
+  /** Queues one line of text; see deliver. */
+  send(line: string): boolean;
+  /** Starts writing now, not with the next paced round (a newcomer's welcome). */
+  flushNow(): void;
+  /** Closes once what is queued has been written, or after `graceMs`. */
+  closeAfterDrain(graceMs: number): void;
+  /** Closes now, dropping whatever is queued. */
+  close(): void;
+  /** The connection is closed: nothing more is queued or written. */
+  readonly closed: boolean;
+}
+
+/** What a room's outboxes share: where lines are encoded, and the hold on readers. */
+export interface OutboxPool {
+  /** Where lines for these outboxes are encoded (lines side by side, see SlabEncoder). */
+  readonly encoder: SlabEncoder;
+  /** A new, empty outbox writing to `conn`. */
+  open(conn: Writable): Outbox;
+  /**
+   * Resolves when no client that is reading is past its limit; reader loops
+   * wait on it before each read. Undefined when there is nothing to wait for.
+   */
+  caughtUp(): Promise<void> | undefined;
+  /** Stops holding anyone back, for good (the room is shutting down). */
+  releaseAll(): void;
 }
 
 /** What the outboxes need to know. */
@@ -58,8 +96,8 @@ const HOLD_MS = 100;
 const HOLD_CHECK_MS = 10;
 
 /** One client's queue of output, written in order, one write at a time. */
-export class Outbox {
-  #group: Outboxes;
+class QueuedOutbox implements Outbox {
+  #group: PacedOutboxes;
   #conn: Writable;
   /** Encoded lines waiting to be written, oldest first. */
   #queue: Uint8Array[] = [];
@@ -76,8 +114,7 @@ export class Outbox {
   /** performance.now() when output last went out (or there was none). */
   #lastProgress = performance.now();
 
-  /** Use {@linkcode Outboxes.open}. */
-  constructor(group: Outboxes, conn: Writable) {
+  constructor(group: PacedOutboxes, conn: Writable) {
     this.#group = group;
     this.#conn = conn;
   }
@@ -188,16 +225,16 @@ export class Outbox {
 }
 
 /**
- * What a room's outboxes share: the line encoder, the flush round that
- * gives each dirty outbox one write, and the hold that makes the room's
- * readers wait while a client that is reading is past --max-queue.
+ * The room's outboxes: the line encoder, the flush round that gives each
+ * dirty outbox one write, and the hold that makes the room's readers wait
+ * while a client that is reading is past --max-queue.
  */
-export class Outboxes {
+export class PacedOutboxes implements OutboxPool {
   /** The limits this group was made with. */
   readonly options: OutboxOptions;
   /** Where lines for these outboxes are encoded. */
   readonly encoder: SlabEncoder = new SlabEncoder();
-  #dirty: Outbox[] = [];
+  #dirty: QueuedOutbox[] = [];
   #flushScheduled = false;
   /** performance.now() before which the next flush should not start. */
   #nextFlushAt = 0;
@@ -207,7 +244,7 @@ export class Outboxes {
    */
   #lastJoined?: { lines: Uint8Array[]; bytes: Uint8Array };
   /** Outboxes past --max-queue; see HOLD_MS. */
-  #backlogged = new Set<Outbox>();
+  #backlogged = new Set<QueuedOutbox>();
   #hold?: { done: Promise<void>; release: () => void; timer: ReturnType<typeof setInterval> };
   #released = false;
 
@@ -218,7 +255,7 @@ export class Outboxes {
 
   /** A new, empty outbox writing to `conn`. */
   open(conn: Writable): Outbox {
-    return new Outbox(this, conn);
+    return new QueuedOutbox(this, conn);
   }
 
   /**
@@ -243,17 +280,17 @@ export class Outboxes {
   }
 
   /** @internal An outbox went past --max-queue. */
-  waitFor(outbox: Outbox): void {
+  waitFor(outbox: QueuedOutbox): void {
     this.#backlogged.add(outbox);
   }
 
   /** @internal An outbox is no longer past --max-queue (or is gone). */
-  stopWaitingFor(outbox: Outbox): void {
+  stopWaitingFor(outbox: QueuedOutbox): void {
     if (this.#backlogged.delete(outbox)) this.#checkHold();
   }
 
   /** @internal Puts an outbox in the next flush round. */
-  schedule(outbox: Outbox): void {
+  schedule(outbox: QueuedOutbox): void {
     this.#dirty.push(outbox);
     if (this.#flushScheduled) return;
     this.#flushScheduled = true;

@@ -16,7 +16,8 @@ import { sanitizeText } from "../utils.ts";
 import { formatAddress } from "./net.ts";
 import type { Cluster, LocalRoom } from "./room_link.ts";
 import type { LogLine } from "./console_log.ts";
-import { type Outbox, Outboxes, type Writable } from "./outbox.ts";
+import { type Outbox, type OutboxPool, PacedOutboxes, type Writable } from "./outbox.ts";
+import { isNickCommand } from "./chat_text.ts";
 import { History } from "./history.ts";
 import { Presence, type PresenceBatch } from "./presence.ts";
 
@@ -59,6 +60,8 @@ export interface RoomOptions {
   maxQueue: number;
   /** Longest line a client may send (--max-line), said in the welcome. */
   maxLine: number;
+  /** This instance's listening address, as /who -v shows it. */
+  label?: string;
   /** Public lines a newcomer is shown after its welcome (--history; 0: none). */
   history: number;
   /** The message of the day (--motd), shown with the welcome; [] for none. */
@@ -85,8 +88,8 @@ export class Room {
   /** Everyone in the room on this instance. */
   readonly members: Set<Member> = new Set();
   /** This instance's listening address, as /who -v shows it. */
-  label = "";
-  /** The other instances sharing the room (--redis), if any. */
+  readonly label: string;
+  /** The other instances sharing the room (--redis), if any; see link. */
   cluster?: Cluster;
   /** Where the operator's console lines go. */
   log: (line: LogLine) => void;
@@ -94,7 +97,7 @@ export class Room {
   /** lower-cased nick -> member */
   #nicks = new Map<string, Member>();
   #nextGuest = 1;
-  #outboxes: Outboxes;
+  #outboxes: OutboxPool;
   #presence: Presence;
   /** Counts the room's events: arrivals and leaves; see Member.arrival. */
   #events = 0;
@@ -112,13 +115,14 @@ export class Room {
   /** An empty room. */
   constructor(options: RoomOptions) {
     this.log = options.log;
+    this.label = options.label ?? "";
     this.#maxLine = options.maxLine;
     this.#history = new History(options.history);
     this.#historyLimit = options.history;
     // Each line a notice, so the protocol's four prefixes still hold.
     this.#motd = (options.motd ?? []).map((line) => `*${line ? ` ${sanitizeText(line)}` : ""}`);
     const roomSize = () => this.members.size;
-    this.#outboxes = new Outboxes({ maxQueue: options.maxQueue, roomSize });
+    this.#outboxes = new PacedOutboxes({ maxQueue: options.maxQueue, roomSize });
     this.#presence = new Presence({
       roomSize,
       encoder: this.#outboxes.encoder,
@@ -142,12 +146,15 @@ export class Room {
   }
 
   /**
-   * Sends the join and leave notices gathered so far. A reader loop calls
-   * it before handling a line, so no answer to that line (a /who, a /ping)
-   * overtakes the joins and leaves that came before it.
+   * A reader loop calls this before it handles each line of `member`'s:
+   * the join and leave notices gathered so far go out first, so no answer
+   * to the line (a /who, a /ping) overtakes them; and the others hear that
+   * `member` joined, unless this first line is a /nick that names it
+   * (then they hear it join under that name, see rename).
    */
-  flushPresence(): void {
+  lineArriving(member: Member, raw: Uint8Array): void {
     this.#presence.seal();
+    if (!member.announced && !isNickCommand(raw)) this.announceJoin(member);
   }
 
   // ------------------------------------------------------- membership ---
@@ -553,6 +560,11 @@ export class Room {
   }
 
   // ----------------------------------------------------------- cluster ---
+
+  /** Shares the room with the other instances through `cluster` (--redis). */
+  link(cluster: Cluster): void {
+    this.cluster = cluster;
+  }
 
   /** How the other instances (lib/cluster.ts) reach this room's members. */
   asLocalRoom(): LocalRoom {

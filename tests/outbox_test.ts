@@ -2,14 +2,14 @@
 // fake connections, so the writes themselves can be counted and held.
 
 import assert from "node:assert/strict";
-import { Outboxes } from "../lib/outbox.ts";
+import { PacedOutboxes } from "../lib/outbox.ts";
 import { joinLines, SlabEncoder } from "../lib/slab_encoder.ts";
 import { FakeConn, settle } from "./fake_conn.ts";
 
 const text = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
 
 function group(maxQueue = 1 << 20, roomSize = 2) {
-  return new Outboxes({ maxQueue, roomSize: () => roomSize });
+  return new PacedOutboxes({ maxQueue, roomSize: () => roomSize });
 }
 
 Deno.test("outbox: lines queued in one turn leave in one write, in order", async () => {

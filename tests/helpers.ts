@@ -2,6 +2,7 @@
 // readiness line, and talk to it over loopback TCP.
 
 import { fileURLToPath } from "node:url";
+import { closeQuietly } from "../lib/net.ts";
 
 export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 const encoder = new TextEncoder();
@@ -473,4 +474,41 @@ export async function runInTerminal(
     stdin: "null",
   }).output();
   return { code: result.code, output: text(result.stdout) };
+}
+
+/** Two ends of one loopback TCP connection; the listener is already closed. */
+export async function connectedPair(): Promise<[Deno.TcpConn, Deno.TcpConn]> {
+  const listener = Deno.listen({ hostname: "127.0.0.1", port: 0 });
+  try {
+    const [client, server] = await Promise.all([
+      Deno.connect({ hostname: "127.0.0.1", port: listener.addr.port }),
+      listener.accept(),
+    ]);
+    return [client, server];
+  } finally {
+    listener.close();
+  }
+}
+
+/**
+ * Runs `body` with a connection pair, closing both ends afterwards. A body
+ * still running after `timeoutMs` has its conns closed under it, so a read
+ * that would wait forever fails (Interrupted) instead of hanging the run.
+ */
+export async function withPair(
+  body: (writer: Deno.TcpConn, reader: Deno.TcpConn) => Promise<void>,
+  timeoutMs = 5000,
+): Promise<void> {
+  const [writer, reader] = await connectedPair();
+  const closeBoth = () => {
+    closeQuietly(writer);
+    closeQuietly(reader);
+  };
+  const timer = setTimeout(closeBoth, timeoutMs);
+  try {
+    await body(writer, reader);
+  } finally {
+    clearTimeout(timer);
+    closeBoth();
+  }
 }

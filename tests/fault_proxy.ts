@@ -335,7 +335,7 @@ function closeConn(conn: Deno.Conn): void {
  * socket. Deno has no API for it, so the socket's descriptor is found
  * through /proc and libc's connect(fd, AF_UNSPEC) is called on it.
  */
-export function resetConn(conn: Deno.TcpConn): void {
+function resetConn(conn: Deno.TcpConn): void {
   let fd: number | undefined;
   try {
     fd = socketFd(conn);

@@ -5,7 +5,7 @@
  */
 
 /** The fd limit the bench asks for; the hard limit is used when it is lower. */
-export const WANTED_FD_LIMIT = 65536;
+const WANTED_FD_LIMIT = 65536;
 
 /**
  * `bash -c` prologue raising the open-file limit (soft and hard) before the

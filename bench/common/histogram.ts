@@ -8,9 +8,9 @@
 // (at most 1.6% wide), up to 2^31 us (35 min). Merging is adding counts.
 const LINEAR = 128;
 const SUB = 64;
-export const HISTOGRAM_BUCKETS = LINEAR + (31 - 7) * SUB;
+const HISTOGRAM_BUCKETS = LINEAR + (31 - 7) * SUB;
 
-export function bucketOf(micros: number): number {
+function bucketOf(micros: number): number {
   if (micros < LINEAR) return micros < 0 ? 0 : Math.floor(micros);
   const v = micros >= 2 ** 31 ? 2 ** 31 - 1 : Math.floor(micros);
   const e = 31 - Math.clz32(v); // floor(log2 v), >= 7
@@ -19,7 +19,7 @@ export function bucketOf(micros: number): number {
 }
 
 /** The middle of a bucket, in microseconds. */
-export function bucketValue(index: number): number {
+function bucketValue(index: number): number {
   if (index < LINEAR) return index;
   const e = Math.floor((index - LINEAR) / SUB) + 7;
   const m = ((index - LINEAR) % SUB) + SUB;

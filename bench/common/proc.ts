@@ -9,7 +9,7 @@ import { delay, nowMs } from "./time.ts";
 let clockTicks: number | undefined;
 
 /** Clock ticks per second for /proc/PID/stat (`getconf CLK_TCK`, read once). */
-export function clkTck(): number {
+function clkTck(): number {
   if (clockTicks === undefined) {
     try {
       const out = new Deno.Command("getconf", { args: ["CLK_TCK"], stderr: "null" }).outputSync();

@@ -144,7 +144,7 @@ export interface StatsReply {
 }
 
 /** The counts of a worker's report; the coordinator sums each over the workers. */
-export const REPORT_COUNTS = [
+const REPORT_COUNTS = [
   "receivers",
   "expected",
   "unique",

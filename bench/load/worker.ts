@@ -51,7 +51,7 @@ async function handle(request: WorkerRequest): Promise<object> {
  * Reads requests from stdin, one JSON object a line, and answers each on
  * stdout with its id; exits when stdin closes (the coordinator is gone).
  */
-export async function workerMain(): Promise<void> {
+async function workerMain(): Promise<void> {
   const stdout = Deno.stdout;
   const encoder = new TextEncoder();
   const reply = async (message: object) => {

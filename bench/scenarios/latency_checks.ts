@@ -31,7 +31,7 @@ export function repeatMetrics(record: RunRecord, prefix: string, result: Traffic
 }
 
 /** The rows of repeatMetrics(`prefix`), labelled `label`. */
-export function repeatRows(prefix: string, label: string): Row[] {
+function repeatRows(prefix: string, label: string): Row[] {
   return [
     { key: `${prefix}DeliveredPct`, label: `${label}: delivered`, fmt: fmt.pct },
     { key: `${prefix}P50Ms`, label: `${label}: latency p50`, fmt: fmt.ms },

@@ -107,7 +107,7 @@ async function countAndSplit(
 }
 
 /** Starts `command args` behind WRAPPER; the server's pid comes from the wrapper's first line. */
-export function spawnWrapped(command: string, args: string[]): Spawned {
+function spawnWrapped(command: string, args: string[]): Spawned {
   const child = new Deno.Command("bash", {
     args: ["-c", WRAPPER, "bench-server", command, ...args],
     cwd: ROOT,
@@ -163,7 +163,7 @@ export function spawnWrapped(command: string, args: string[]): Spawned {
 }
 
 /** The RunningServer of a spawned server once it is ready. */
-export function makeServer(
+function makeServer(
   kind: string,
   spawned: Spawned,
   pid: number,

@@ -1,27 +1,31 @@
+#!/usr/bin/env -S deno run -A
 // states.ts: the notes' sections "三次握手，数据传输，四次挥手" and the list of TCP
 // states (closed ... CLOSE_WAIT), shown as the kernel really has them.
 //
-//   deno run -A states.ts [--port P] [--watch] [--interval MS] [--json]
+//   deno run -A states.ts [--port P] [--state NAME]... [--watch] [--interval MS] [--json]
 //   deno run -A states.ts --demo [--json] [--host H] [--port P]
 //
 // The notes describe the states; this script reads them from Linux's own
 // tables, /proc/net/tcp and /proc/net/tcp6, so a learner can watch TIME_WAIT
-// happen instead of memorising it. `--demo` walks the whole lifecycle on
-// loopback in one process and, after every step, prints what the kernel
-// reports for both ends, including the short-lived states the textbooks say
-// are hard to see (SYN_SENT, FIN_WAIT_1, LAST_ACK). States the kernel passes
-// through too fast (SYN_RCVD, CLOSING) are explained and marked "not
-// observed": nothing here is labelled observed unless /proc showed it.
-// Then it draws the exchange as a textbook's two-column timeline, client on
-// the left, server on the right, each state marked "(observed)" only if /proc
-// showed it in that step; `--demo --json` gives the same steps as data.
+// happen instead of memorising it, with the kernel's timer for each socket
+// (TIME_WAIT's 2MSL counting down) and the process that owns it, as `ss -op`.
+// `--demo` walks the whole lifecycle on loopback in one process and, after
+// every step, prints what the kernel reports for both ends, including every
+// state the textbooks say is hard to see: SYN_SENT, FIN_WAIT_1, LAST_ACK,
+// SYN_RCVD (held by TCP_DEFER_ACCEPT, set with libc through FFI) and CLOSING
+// (a simultaneous close); then the connections that end with RST. Nothing is
+// labelled observed unless /proc showed it. Then it draws the exchange as a
+// textbook's two-column timeline, client on the left, server on the right;
+// `--demo --json` gives the same steps as data.
 //
 // What it fixes in the note: its state list leaves out LAST_ACK and CLOSING
 // (both here); it calls FIN_WAIT_1 hard to see (一般较难见到), and the demo
-// catches it, SYN_SENT and LAST_ACK too; "date transfer" is data transfer;
-// and the section's three lines become every segment and state, checked in /proc.
+// catches it, every other state too; "date transfer" is data transfer; the
+// 2MSL it mentions is shown as the kernel's own timer; and the section's
+// three lines become every segment and state, checked in /proc.
 //
-// Reading anything under /proc needs --allow-all (-A); --allow-read is not enough.
+// Reading anything under /proc needs --allow-all (-A); --allow-read is not
+// enough, and without -A the script says so instead of prompting.
 //
 // Reading guide (the note's line -> where it happens here):
 //   the state list (closed ... CLOSE_WAIT)   MEANINGS (lib/tcp_states.ts), beside each
@@ -32,7 +36,10 @@
 //   close connection (四次挥手)               STEPS "client-close", "server-close", and
 //                                            the mirror case "server-close-first" ...
 //   "一般较难见到" (FIN_WAIT_1, SYN_SENT)     STEPS "syn-sent", "fin-wait-1", "last-ack"
-//   SYN_RCVD; CLOSING (not in the notes)     STEPS "syn-rcvd", "closing": not observed
+//   SYN_RCVD; CLOSING (not in the notes)     SYN_RCVD_STEPS, CLOSING_STEPS (lib/rare_steps.ts)
+//   "2MSL" (TIME_WAIT's timer)               formatTimer (lib/state_table.ts), timers in /proc
+//   a reset instead of the four-way wave     RESET_STEPS (lib/reset_steps.ts)
+//   who holds a socket (netstat -p)          socketOwners (lib/owners.ts)
 //   one step: its calls, then /proc          runDemo() -> runStep (lib/step.ts)
 //   the textbook's picture of the exchange   drawTimeline (lib/timeline.ts)
 
@@ -47,16 +54,10 @@ import {
 } from "./utils.ts";
 import { formatAddress, writeAll } from "./lib/net.ts";
 import { Lab } from "./lib/lab.ts";
-import { clientSends, type End, HANDSHAKE, isSegment, serverSends } from "./lib/picture.ts";
+import { type OwnedSocket, OwnerCache } from "./lib/owners.ts";
+import { clientSends, HANDSHAKE, isSegment, serverSends } from "./lib/picture.ts";
+import { listenerEnd, NO_SOCKET, waitingClients } from "./lib/probes.ts";
 import {
-  connectionEnd,
-  listenerEnd,
-  NO_SOCKET,
-  waitingClients,
-  type WatchedEnd,
-} from "./lib/probes.ts";
-import {
-  findConnection,
   pollTcpSockets,
   readTcpSockets,
   requireLinux,
@@ -64,33 +65,43 @@ import {
   socketsOnPort,
   type TcpSocket,
 } from "./lib/proc_net_tcp.ts";
+import { CLOSING_SCENE, CLOSING_STEPS, SYN_RCVD_SCENE, SYN_RCVD_STEPS } from "./lib/rare_steps.ts";
+import { RESET_SCENE, RESET_STEPS } from "./lib/reset_steps.ts";
 import { diffSnapshots, formatTable, plainRows } from "./lib/state_table.ts";
-import { runStep, type Step, summarize } from "./lib/step.ts";
+import { bothEnds, mib, queueOf, runStep, type Step, summarize } from "./lib/step.ts";
 import { formatStep } from "./lib/step_text.ts";
-import type { StateName } from "./lib/tcp_states.ts";
+import { ALL_STATES, type StateName, statesNamed } from "./lib/tcp_states.ts";
 import { type DemoStep, drawTimeline } from "./lib/timeline.ts";
 
-const USAGE = `usage: deno run -A states.ts [--port P] [--watch] [--interval MS] [--json]
+const USAGE =
+  `usage: deno run -A states.ts [--port P] [--state NAME]... [--watch] [--interval MS] [--json]
        deno run -A states.ts --demo [--json] [--host H] [--port P]
 
 Shows the kernel's TCP states (the notes' state list, CLOSED ... CLOSE_WAIT)
-for every TCP socket, IPv4 and IPv6, read from /proc/net/tcp and /proc/net/tcp6.
+for every TCP socket, IPv4 and IPv6, read from /proc/net/tcp and /proc/net/tcp6,
+with the kernel's TIMER for each (timewait: 2MSL left; retransmit, keepalive,
+probe: a zero-window probe) and the PROCESS that owns it (pid/name, - if unseen).
 
 options:
   -p, --port P      only sockets whose local or remote port is P (default: all);
                     with --demo, the port the demo listens on (default 0: any free port)
+  --state NAME      only sockets in state NAME, as in the notes (time-wait,
+                    TIME_WAIT, syn-rcvd...; case, - and _ do not matter); repeatable
   --watch           redraw whenever a state changes, highlighting what changed,
-                    until Ctrl+C
+                    until Ctrl+C; on a terminal the timers count down
   --interval MS     how often --watch reads the kernel's table (default 500)
   --json            print one JSON array of sockets (with --demo: the steps as data)
   --demo            walk the whole TCP lifecycle on loopback and show, after each
                     step, the states the kernel reports for the client and the server;
-                    then draw the exchange as a two-column timeline (colour on a terminal)
+                    then draw the exchange as a two-column timeline (colour on a terminal).
+                    SYN_RCVD, and the SO_LINGER reset, use libc through FFI
+                    (--allow-ffi, part of -A); without it they are skipped, saying why
   --host H          address the demo listens on (default 127.0.0.1; ::1 for IPv6)
   -h, --help        show this help
 
 CLOSED means the kernel has no such socket (not created yet, or gone).
 Needs Linux (/proc/net/tcp) and -A: reading /proc requires --allow-all.
+--json adds to each socket: timer, timerSeconds, retransmits, inode, pid, process.
 Exit status: 0 success (and after Ctrl+C in --watch), 1 runtime error
 (e.g. not Linux), 2 bad usage.`;
 
@@ -102,11 +113,15 @@ async function main(args: string[]): Promise<number> {
     interval: { type: "string", default: "500" },
     json: { type: "boolean", default: false },
     demo: { type: "boolean", default: false },
+    // parseArgs gives an array for `multiple`; FlagValues types it as one string.
+    state: { type: "string", multiple: true },
   }, USAGE);
   const portFlag: string | undefined = flags.port;
   const host = parseHost(flags.host);
   const interval = parseIntFlag(flags.interval, "--interval", 10);
+  const states = flags.state ? statesNamed([flags.state].flat(), "--state") : undefined;
   if (flags.demo && flags.watch) throw new UsageError("--demo and --watch cannot be combined");
+  if (flags.demo && states) throw new UsageError("--state filters the list; --demo shows all");
   if (flags.watch && flags.json) {
     throw new UsageError("--json prints one snapshot; it cannot be combined with --watch");
   }
@@ -119,50 +134,94 @@ async function main(args: string[]): Promise<number> {
   if (port === 0) {
     throw new UsageError("--port 0 matches no socket: give a port 1-65535, or leave --port out");
   }
-  if (flags.watch) return await watch(port, interval);
-  await listOnce(port, flags.json);
+  const filter: Filter = { port, states };
+  if (flags.watch) return await watch(filter, interval);
+  await listOnce(filter, flags.json);
   return 0;
+}
+
+/**
+ * Reading /proc needs every permission (Deno's rule for such files). Checked
+ * before anything else, and said in one plain line: without -A even a
+ * coloured "error:" would make Deno prompt on a terminal (for the
+ * environment variables colours depend on). --help needs nothing.
+ */
+function exitUnlessAllPermissions(args: string[]): void {
+  if (args.includes("--help") || args.includes("-h")) return;
+  const kinds = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+  const missing = kinds.filter((name) => Deno.permissions.querySync({ name }).state !== "granted");
+  if (!missing.length) return;
+  console.error(
+    `error: reading /proc needs all permissions (--allow-all; missing: ${missing.join(", ")}): ` +
+      "run it with deno run -A states.ts",
+  );
+  Deno.exit(1);
 }
 
 // ------------------------------------------------------- list and watch ---
 
-async function listOnce(port: number | undefined, json: boolean): Promise<void> {
-  const sockets = socketsOnPort(await readTcpSockets(), port);
+/** Which sockets to show: a port at either end, states (undefined: all). */
+interface Filter {
+  port?: number;
+  states?: StateName[];
+}
+
+/** The sockets of a snapshot that pass `filter`, each with its owner. */
+function select(all: TcpSocket[], { port, states }: Filter, owners: OwnerCache): OwnedSocket[] {
+  const sockets = socketsOnPort(all, port).filter((s) => !states || states.includes(s.state));
+  return owners.withOwners(sockets);
+}
+
+async function listOnce(filter: Filter, json: boolean): Promise<void> {
+  const sockets = select(await readTcpSockets(), filter, new OwnerCache());
   if (json) {
     console.log(JSON.stringify(sockets));
   } else if (sockets.length === 0) {
-    console.log(noSocketsLine(port));
+    console.log(`no ${describe(filter)}`);
   } else {
-    console.log(formatTable(plainRows(sockets)).join("\n"));
+    console.log(formatTable(plainRows(sockets), { process: true }).join("\n"));
   }
 }
 
-function noSocketsLine(port?: number): string {
-  return port === undefined ? "no TCP sockets" : `no TCP sockets with port ${port}`;
+/** What the filter selects, in words: "TCP sockets with port 8080 in TIME_WAIT". */
+function describe({ port, states }: Filter): string {
+  return "TCP sockets" + (port === undefined ? "" : ` with port ${port}`) +
+    (states ? ` in ${states.join(" or ")}` : "");
 }
 
 /**
- * Reads the table every `interval` ms and redraws only when a state changed,
- * so the highlight stays until the next change. On a terminal the screen is
- * redrawn in place; into a pipe each change is appended with a time stamp.
+ * Reads the table every `interval` ms and redraws when a state changed; the
+ * highlight stays until the next change. On a terminal the screen is redrawn
+ * in place, also when a timer's whole second changes (TIME_WAIT counting
+ * down); into a pipe each change of state is appended with a time stamp.
  */
-async function watch(port: number | undefined, interval: number): Promise<number> {
+async function watch(filter: Filter, interval: number): Promise<number> {
   const stop = new AbortController();
   const removeSignals = onStopSignal(() => stop.abort());
   const tty = Deno.stdout.isTerminal();
   let previous: TcpSocket[] | undefined;
+  let before: TcpSocket[] = []; // the snapshot before the last change: what the marks compare to
+  let shown = "";
+  const owners = new OwnerCache();
   try {
     for await (const all of pollTcpSockets(interval, stop.signal)) {
-      const sockets = socketsOnPort(all, port);
-      const rows = diffSnapshots(previous ?? sockets, sockets);
-      if (previous === undefined || rows.some((r) => r.mark)) {
-        const title =
-          `${port === undefined ? "all TCP sockets" : `TCP sockets with port ${port}`}` +
-          `, ${clock()}`;
+      const sockets = select(all, filter, owners);
+      const changed = previous === undefined ||
+        diffSnapshots(previous, sockets).some((r) => r.mark);
+      if (changed) before = previous ?? sockets;
+      const rows = diffSnapshots(before, sockets);
+      // Whole seconds: a terminal's countdown redraws once a second, not every poll.
+      const table = rows.length
+        ? formatTable(rows, { process: true, timerDigits: 0 })
+        : [`no ${describe(filter)}`];
+      if (changed || (tty && table.join("\n") !== shown)) {
+        const all = filter.port === undefined && !filter.states;
+        const title = `${all ? "all TCP sockets" : describe(filter)}, ${clock()}`;
         // On a terminal: home the cursor and clear the screen, then draw the new table.
         if (tty) console.log(`\x1b[H\x1b[2J${title} (Ctrl+C to stop; * marks what changed)`);
         else console.log(`-- ${title}`);
-        console.log((rows.length ? formatTable(rows) : [noSocketsLine(port)]).join("\n"));
+        console.log(table.join("\n"));
+        shown = table.join("\n");
       }
       previous = sockets;
     }
@@ -184,17 +243,11 @@ const SCENE_1 = "the client closes first (the notes' 四次挥手)";
 const SCENE_2 =
   "the server closes first: the TIME_WAIT lands on the server's port (解决2MSL延时问题)";
 const SCENE_3 = "catching the short-lived states";
-/** The scenes --demo draws as a timeline: one connection each, from handshake to TIME_WAIT. */
-const TIMELINE_SCENES = [SCENE_1, SCENE_2];
+/** The scenes --demo draws as a timeline: each one connection's story, or a few short ones. */
+const TIMELINE_SCENES = [SCENE_1, SCENE_2, SYN_RCVD_SCENE, CLOSING_SCENE, RESET_SCENE];
 
 const MIB = 1024 * 1024;
 const encoder = new TextEncoder();
-
-/** The step's connection, both ends. */
-const bothEnds = (lab: Lab): Record<End, WatchedEnd> => ({
-  client: connectionEnd(lab.pair.client),
-  server: connectionEnd(lab.pair.server),
-});
 
 /** The demo, in order. Adding a step is adding a row. */
 const STEPS: Step[] = [
@@ -218,7 +271,7 @@ const STEPS: Step[] = [
     watch: bothEnds,
     note: () =>
       "The kernel did the handshake; accept() only took the finished connection from the " +
-      "queue. SYN_SENT and SYN_RCVD lasted one loopback round trip (see scene 3).",
+      "queue. SYN_SENT and SYN_RCVD lasted one loopback round trip (both are caught below).",
   },
   {
     id: "data",
@@ -381,17 +434,8 @@ const STEPS: Step[] = [
       `acknowledged, while ${queueOf(sockets, lab.pair.server, "recvQueue")} sit unread at ` +
       "the server: the FIN cannot be sent, so FIN_WAIT_1 lasts (the notes: " +
       "FIN_WAIT_1状态一般较难见到).",
-  },
-  {
-    id: "reset",
-    scene: SCENE_3,
-    title: "server: close() with the data still unread",
-    act: (lab) => lab.release(lab.pair.server),
-    picture: [serverSends("RST"), { client: "CLOSED", server: "CLOSED" }],
-    watch: bothEnds,
-    note: () =>
-      "Closing a socket with unread data sends RST, not FIN: no four-way wave, both ends " +
-      "are gone at once, and nobody waits in TIME_WAIT.",
+    // With the client's data unread the server's close() ends it all with RST (see the last part).
+    cleanUp: (lab) => lab.release(lab.pair.server),
   },
   {
     id: "last-ack",
@@ -420,64 +464,10 @@ const STEPS: Step[] = [
       "LAST_ACK lasts. The client then closes with that data unread: RST, and both are gone.",
     cleanUp: (lab) => lab.release(lab.pair.client),
   },
-  {
-    // Nothing is run or read here: a textbook step, explained, with nothing observed.
-    id: "syn-rcvd",
-    scene: SCENE_3,
-    title: "SYN_RCVD: the server between its SYN+ACK and the client's ACK",
-    picture: [
-      clientSends("SYN"),
-      { client: "SYN_SENT", server: "SYN_RCVD" },
-      serverSends("SYN+ACK"),
-      clientSends("ACK"),
-    ],
-    note: () =>
-      "Not observed, and not staged: on loopback the client's ACK comes back within " +
-      "microseconds, inside the connect() call, before /proc can be read. Catching it needs " +
-      "a client that never sends that ACK (a raw socket, root) or a slow network. The " +
-      "SYN_SENT trick above works only because the full queue drops the SYN unanswered.",
-  },
-  {
-    id: "closing",
-    scene: SCENE_3,
-    title: "CLOSING: both ends close() back to back, hoping the FINs cross",
-    act: async (lab) => {
-      const { client, server } = await lab.connect();
-      lab.release(client);
-      lab.release(server);
-    },
-    picture: [
-      clientSends("FIN"),
-      serverSends("FIN"),
-      { client: "CLOSING", server: "CLOSING" },
-      clientSends("ACK"),
-      serverSends("ACK"),
-      { client: "TIME_WAIT", server: "TIME_WAIT" },
-    ],
-    watch: bothEnds,
-    until: { client: ["TIME_WAIT", "CLOSED"], server: ["TIME_WAIT", "CLOSED"] },
-    note: ({ observed }) =>
-      observed.client.includes("CLOSING") || observed.server.includes("CLOSING")
-        ? "CLOSING observed: the two FINs crossed."
-        : "CLOSING not observed: it needs the two FINs to cross on the wire, but on loopback " +
-          "the client's FIN reached the server inside the first close(), so the second " +
-          "close() was an ordinary passive close, as the states above show.",
-  },
+  ...SYN_RCVD_STEPS,
+  ...CLOSING_STEPS,
+  ...RESET_STEPS,
 ];
-
-/** A readable size: 3919467 -> "3.7 MiB"; "?" when unknown. */
-function mib(bytes: number | null | undefined): string {
-  return typeof bytes === "number" ? `${(bytes / MIB).toFixed(1)} MiB` : "?";
-}
-
-/** How much one end of `conn` has queued, as /proc showed it. */
-function queueOf(
-  sockets: TcpSocket[],
-  conn: Deno.TcpConn,
-  queue: "sendQueue" | "recvQueue",
-): string {
-  return mib(findConnection(sockets, conn.localAddr, conn.remoteAddr)?.[queue]);
-}
 
 // ------------------------------------------------------- the demo's runner ---
 
@@ -523,11 +513,12 @@ async function demo(host: string, port: number, json: boolean): Promise<void> {
   });
   const { listening, steps } = demoRun;
   const { observed, notObserved } = summarize(steps);
+  // CLOSED is no entry at all: every other state of the list is one /proc can show.
+  const everyState = ALL_STATES.every((s) => s === "CLOSED" || observed.includes(s));
   if (json) {
     const timelineScenes = TIMELINE_SCENES; // the scenes the text output draws
-    console.log(
-      JSON.stringify({ listening, steps, observed, notObserved, timelineScenes }, null, 2),
-    );
+    const summary = { listening, steps, observed, notObserved, everyState, timelineScenes };
+    console.log(JSON.stringify(summary, null, 2));
     return;
   }
   console.log("\n== The same exchange as a timeline; the number on the left is the step above");
@@ -538,9 +529,20 @@ async function demo(host: string, port: number, json: boolean): Promise<void> {
   console.log("the kernel has no such socket.");
   for (const line of drawTimeline(steps, { scenes: TIMELINE_SCENES })) console.log(line);
   console.log(`\nSeen in /proc: ${observed.join(", ")}`);
+  if (everyState) {
+    console.log("That is every state of the notes' list, and the two it leaves out (LAST_ACK,");
+    console.log('CLOSING); CLOSED, the last, counts as "no socket".');
+  }
   if (notObserved.length) console.log(`Not observed: ${notObserved.join(", ")} (explained above)`);
+  const skipped = steps.filter((step) => step.skipped).map((step) => step.id);
+  if (skipped.length) {
+    console.log(`Skipped without libc (FFI): ${skipped.join(", ")}; run with -A on Linux.`);
+  }
   console.log("The TIME_WAIT entries expire after 60 s; watch them go with:");
   console.log(`  deno run -A states.ts --watch --port ${demoRun.port}`);
 }
 
-if (import.meta.main) runMain(() => main(Deno.args), USAGE);
+if (import.meta.main) {
+  exitUnlessAllPermissions(Deno.args);
+  runMain(() => main(Deno.args), USAGE);
+}

@@ -54,14 +54,17 @@ export function isSegment(row: PictureRow): row is Segment {
   return "segment" in row;
 }
 
-/** The states a picture has each end go through, in order. */
+/**
+ * The states a picture has each end go through, in order. A state drawn
+ * again (an end that stays in it while the other moves on) is not a new one.
+ */
 export function expectedOf(picture: readonly PictureRow[]): Record<End, StateName[]> {
   const expected: Record<End, StateName[]> = { client: [], server: [] };
   for (const row of picture) {
     if (isSegment(row)) continue;
     for (const end of ENDS) {
       const state = row[end];
-      if (state) expected[end].push(state);
+      if (state && expected[end].at(-1) !== state) expected[end].push(state);
     }
   }
   return expected;

@@ -38,6 +38,24 @@ export interface Endpoint {
   port: number;
 }
 
+/**
+ * The kernel's timer for a socket (field `tr` of /proc/net/tcp): resending
+ * unacknowledged data (or a SYN+ACK), keepalive, TIME_WAIT's 2MSL, or the
+ * zero-window probe that asks a full receiver whether it has room again.
+ */
+export type TimerKind = "retransmit" | "keepalive" | "timewait" | "probe";
+
+/** `tr` codes, from get_tcp4_sock() in net/ipv4/tcp_ipv4.c; 0 is "no timer". */
+const TIMER_CODES: Record<string, TimerKind> = {
+  "01": "retransmit",
+  "02": "keepalive", // sk_timer: also the FIN_WAIT_2 timeout of a socket already closed
+  "03": "timewait",
+  "04": "probe",
+};
+
+/** The kernel prints timers in clock ticks of 1/100 s (USER_HZ), whatever its HZ. */
+const TICKS_PER_SECOND = 100;
+
 /** One line of /proc/net/tcp(6): a socket the kernel knows, and its state. */
 export interface TcpSocket {
   /** This socket's own address and port. */
@@ -50,6 +68,14 @@ export interface TcpSocket {
   sendQueue: number;
   /** Bytes received but not yet read by the program (rx_queue). */
   recvQueue: number;
+  /** The timer running for this socket, if any (field `tr`). */
+  timer: TimerKind | null;
+  /** Seconds until it fires, to 1/100 s (field `tm->when`); null without a timer. */
+  timerSeconds: number | null;
+  /** Unanswered retransmissions or probes so far (field `retrnsmt`). */
+  retransmits: number;
+  /** The socket's inode (0: no file: TIME_WAIT, a half-open handshake, an orphan). */
+  inode: number;
 }
 
 /**
@@ -117,12 +143,23 @@ export function parseProcNetTcp(text: string): TcpSocket[] {
         state,
         sendQueue: parseInt(queues[1], 16),
         recvQueue: parseInt(queues[2], 16),
+        ...parseTimer(fields[5]),
+        retransmits: parseInt(fields[6] ?? "0", 16) || 0,
+        inode: Number(fields[9] ?? 0) || 0,
       });
     } catch {
       continue; // not an address: not a socket line
     }
   }
   return sockets;
+}
+
+/** Field `tr:tm->when` (`03:0000170C`: TIME_WAIT, 59.00 s left); no timer when absent. */
+function parseTimer(field: string | undefined): Pick<TcpSocket, "timer" | "timerSeconds"> {
+  const match = /^([0-9A-Fa-f]{2}):([0-9A-Fa-f]{8})$/.exec(field ?? "");
+  const timer = match ? TIMER_CODES[match[1]] ?? null : null;
+  if (!match || !timer) return { timer: null, timerSeconds: null };
+  return { timer, timerSeconds: parseInt(match[2], 16) / TICKS_PER_SECOND };
 }
 
 const TABLES = ["/proc/net/tcp", "/proc/net/tcp6"];

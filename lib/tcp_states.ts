@@ -1,10 +1,13 @@
 /**
  * The TCP states by the notes' names (CLOSED ... CLOSE_WAIT, plus the two the
  * notes leave out), what each means in the notes' words, the order a
- * connection lives through them, and the colour each is drawn in.
+ * connection lives through them, the colour each is drawn in, and a name as
+ * a user types it (`--state time-wait`) read as a state.
  *
  * @module
  */
+
+import { UsageError } from "../utils.ts";
 
 /** The notes' names; the kernel's /proc spells some differently (FIN_WAIT1, SYN_RECV). */
 export type StateName =
@@ -67,6 +70,33 @@ const LIFECYCLE: StateName[] = [
   "LAST_ACK",
   "TIME_WAIT",
 ];
+
+/** Every state, in the order a connection lives through them. */
+export const ALL_STATES: readonly StateName[] = LIFECYCLE;
+
+/** The kernel's and `ss`'s spelling (SYN_RECV, syn-recv) of a state the notes spell SYN_RCVD. */
+const ALIASES: Record<string, StateName> = { SYNRECV: "SYN_RCVD" };
+
+/**
+ * A state's name as a user types it (`time-wait`, `TIME_WAIT`, `syn-recv`):
+ * case, `-` and `_` do not matter. Undefined for a name that is no state.
+ */
+export function stateNamed(text: string): StateName | undefined {
+  const bare = (name: string) => name.toUpperCase().replace(/[-_]/g, "");
+  return LIFECYCLE.find((state) => bare(state) === bare(text)) ?? ALIASES[bare(text)];
+}
+
+/**
+ * States named as a user types them (see stateNamed); a name that is no
+ * state is a UsageError naming `flag` and listing the states.
+ */
+export function statesNamed(names: string[], flag: string): StateName[] {
+  return names.map((name) => {
+    const state = stateNamed(name);
+    if (state) return state;
+    throw new UsageError(`${flag}: no state '${name}'; the states: ${LIFECYCLE.join(", ")}`);
+  });
+}
 
 /** `states` without repeats, in the order a connection lives through them. */
 export function byLifecycle(states: StateName[]): StateName[] {

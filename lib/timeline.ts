@@ -9,6 +9,7 @@
 
 import { paint } from "../utils.ts";
 import { type End, ENDS, expectedOf, isSegment, type PictureRow, type Segment } from "./picture.ts";
+import type { TimerKind } from "./proc_net_tcp.ts";
 import { STATE_COLOURS, type StateName } from "./tcp_states.ts";
 
 /**
@@ -25,6 +26,20 @@ export interface DrawnState {
   state: StateName;
   /** How it is known: observed in /proc, or not. */
   seen: Seen;
+  /** An observed TIME_WAIT: the seconds its 2MSL timer had left, as /proc said. */
+  secondsLeft?: number;
+}
+
+/** An end's timer in the kernel, from its last entry in /proc during the step. */
+export interface EndTimer {
+  /** The state the end was in when the timer was read. */
+  state: StateName;
+  /** The kernel's timer for it: "timewait" (2MSL), "retransmit", "keepalive", "probe". */
+  timer: TimerKind | null;
+  /** Seconds left until it fires, to 1/100 s; null without a timer. */
+  timerSeconds: number | null;
+  /** Unanswered retransmissions or zero-window probes so far. */
+  retransmits: number;
 }
 
 /** One row of the drawn timeline (states.ts --demo), as data. */
@@ -36,7 +51,14 @@ export type TimelineRow =
   /** What /proc showed that the textbook picture of this step does not have. */
   | { kind: "instead"; client?: DrawnState; server?: DrawnState }
   /** TIME_WAIT's timer: the end holds the connection for 2MSL, then it is CLOSED. */
-  | { kind: "timer"; ends: End[]; timer: string; then: string };
+  | {
+    kind: "timer";
+    ends: End[];
+    timer: string;
+    then: string;
+    /** The seconds each end's 2MSL timer had left, as /proc said. */
+    secondsLeft: Partial<Record<End, number>>;
+  };
 
 /** One step of the demo, as data (states.ts --demo --json), and what drawTimeline draws. */
 export interface DemoStep {
@@ -54,6 +76,14 @@ export interface DemoStep {
   observed: Record<End, StateName[]>;
   /** `HOST:PORT` of each end's socket (null when it has none). */
   addresses: Record<End, string | null>;
+  /** Each end's kernel timer, from its last /proc entry in the step (null: no entry). */
+  timers: Record<End, EndTimer | null>;
+  /** The error a call of the step really got (`ECONNRESET`, `ECONNREFUSED`), or null. */
+  error: string | null;
+  /** The end whose call got `error`. */
+  errorEnd: End | null;
+  /** Why the step was not staged (no FFI here), or null: it was. */
+  skipped: string | null;
   /** What the step shows, explained; may quote what its calls returned and /proc showed. */
   note: string;
   /** The step as the drawn timeline shows it: segments and marked states, in order. */
@@ -71,12 +101,15 @@ const SKIPPABLE: StateName[] = ["CLOSING"];
  * The step's picture as timeline rows, each state marked with how it is
  * known from `observed` (what /proc showed in this step, and nothing else);
  * states /proc showed that the picture lacks are added as "instead" rows,
- * and an observed TIME_WAIT gets its 2MSL timer.
+ * and an observed TIME_WAIT gets its 2MSL timer, with the seconds left that
+ * `timers` (the ends' last /proc entries) give.
  */
 export function timelineOf(
   picture: readonly PictureRow[],
   observed: Record<End, StateName[]>,
+  timers: Record<End, EndTimer | null> = { client: null, server: null },
 ): TimelineRow[] {
+  const left = secondsLeft(timers);
   const expected = expectedOf(picture);
   const seen = (end: End, state: StateName): Seen => {
     if (state === "CLOSED") return observed[end].includes("CLOSED") ? "no socket" : "not observed";
@@ -91,11 +124,27 @@ export function timelineOf(
     const drawn: TimelineRow = { kind: "states" };
     for (const end of ENDS) {
       const state = row[end];
-      if (state) drawn[end] = { state, seen: seen(end, state) };
+      if (!state) continue;
+      drawn[end] = { state, seen: seen(end, state) };
+      if (state === "TIME_WAIT" && drawn[end].seen === "observed" && left[end] !== undefined) {
+        drawn[end].secondsLeft = left[end];
+      }
     }
     return drawn;
   });
-  return [...rows, ...insteadRows(expected, observed), ...timerRows(expected, observed)];
+  return [...rows, ...insteadRows(expected, observed), ...timerRows(expected, observed, left)];
+}
+
+/** The seconds each end's 2MSL timer had left, for the ends /proc showed in TIME_WAIT. */
+function secondsLeft(timers: Record<End, EndTimer | null>): Partial<Record<End, number>> {
+  const left: Partial<Record<End, number>> = {};
+  for (const end of ENDS) {
+    const timer = timers[end];
+    if (timer?.timer === "timewait" && timer.timerSeconds !== null) {
+      left[end] = timer.timerSeconds;
+    }
+  }
+  return left;
 }
 
 /** What /proc showed that the picture does not have, side by side, one row per state. */
@@ -123,17 +172,26 @@ function insteadRows(
 function timerRows(
   expected: Record<End, StateName[]>,
   observed: Record<End, StateName[]>,
+  secondsLeft: Partial<Record<End, number>>,
 ): TimelineRow[] {
   const timed = ENDS.filter((end) =>
     expected[end].at(-1) === "TIME_WAIT" && observed[end].includes("TIME_WAIT")
   );
   if (!timed.length) return [];
+  const left: Partial<Record<End, number>> = {};
+  for (const end of timed) if (secondsLeft[end] !== undefined) left[end] = secondsLeft[end];
   return [{
     kind: "timer",
     ends: timed,
     timer: "2MSL timer (60 s on Linux)",
     then: "CLOSED (not waited for)",
+    secondsLeft: left,
   }];
+}
+
+/** `59.8 s left`: a timer's seconds as the demo shows them. */
+export function formatLeft(seconds: number): string {
+  return `${seconds.toFixed(1)} s left`;
 }
 
 const GUTTER = "    "; // room for the step number
@@ -190,7 +248,8 @@ export function drawTimeline(
   };
   const stateCell = (drawn: DrawnState | undefined, end: End, prefix = ""): Cell => {
     if (!drawn) return lifeline(end);
-    const mark = `(${drawn.seen})`;
+    const left = drawn.secondsLeft === undefined ? "" : `, ${formatLeft(drawn.secondsLeft)}`;
+    const mark = `(${drawn.seen}${left})`;
     return {
       plain: `${prefix}${drawn.state} ${mark}`,
       painted: `${prefix}${style(STATE_COLOURS[drawn.state], drawn.state)} ` +
@@ -215,12 +274,19 @@ export function drawTimeline(
         const line = `${style("dim", "  |")}  ${arrow(row, style)}   ${style("dim", "|")}`;
         push({ plain: "", painted: line }, nothing);
       } else if (row.kind === "timer") {
-        for (const [mark, text] of [[":", row.timer], ["v", `then ${row.then}`]]) {
-          const [client, server] = ENDS.map((end): Cell =>
-            row.ends.includes(end)
-              ? { plain: `  ${mark}  ${text}`, painted: `${style("dim", `  ${mark}`)}  ${text}` }
-              : lifeline(end)
-          );
+        const timerText = (end: End) => {
+          const left = row.secondsLeft?.[end];
+          return left === undefined ? row.timer : `2MSL timer: ${formatLeft(left)}`;
+        };
+        for (const mark of [":", "v"]) {
+          const [client, server] = ENDS.map((end): Cell => {
+            if (!row.ends.includes(end)) return lifeline(end);
+            const text = mark === ":" ? timerText(end) : `then ${row.then}`;
+            return {
+              plain: `  ${mark}  ${text}`,
+              painted: `${style("dim", `  ${mark}`)}  ${text}`,
+            };
+          });
           push(client, server);
         }
         for (const end of row.ends) alive[end] = false;

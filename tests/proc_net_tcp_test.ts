@@ -61,12 +61,48 @@ Deno.test("proc_net_tcp: parseProcNetTcp reads real /proc/net/tcp lines", () => 
     state: "LISTEN",
     sendQueue: 0,
     recvQueue: 0,
+    timer: null,
+    timerSeconds: null,
+    retransmits: 0,
+    inode: 5441,
   });
   // A FIN_WAIT_1 caught by the demo's trick: megabytes unsent, and unread at the peer.
   assert.equal(sockets[2].sendQueue, 0x3b4e87);
   assert.equal(sockets[3].recvQueue, 0x1f3e5);
   assert.deepEqual(sockets[4].local, { hostname: "127.0.0.1", port: 0xc912 });
   assert.deepEqual(sockets[4].remote, { hostname: "127.0.0.1", port: 0xb319 });
+});
+
+Deno.test("proc_net_tcp: the timer fields: kind, seconds left (1/100 s ticks), retries", () => {
+  const timers = parseProcNetTcp(TCP_FIXTURE).map((s) =>
+    `${s.state} ${s.timer} ${s.timerSeconds} ${s.retransmits} ${s.inode}`
+  );
+  assert.deepEqual(timers, [
+    "LISTEN null null 0 5441",
+    "ESTABLISHED null null 0 26035",
+    "FIN_WAIT_1 retransmit 0.18 0 0", // an orphan: closed, so no file, no inode
+    "ESTABLISHED null null 0 52487",
+    "TIME_WAIT timewait 55.35 0 0", // 0x159F ticks: 55.35 s of the 60 left
+  ]);
+  // Lines staged by states.ts --demo (Linux 6.18): the SYN+ACK timer of a
+  // handshake held by TCP_DEFER_ACCEPT, a zero-window probe in CLOSING, a
+  // keepalive, and a retransmit timer that has resent 3 times.
+  const more = parseProcNetTcp([
+    "   3: 0100007F:EE41 0100007F:939E 03 00000000:00000000 01:00000061 00000000     0        0 0 0 0000000000000000",
+    "   4: 0100007F:C3A2 0100007F:9B1F 0B 003D7C87:00000000 04:00000010 00000000     0        0 0 2 00000000cd29b3ea 20 0 0 11 -1",
+    "   5: 0100007F:1F90 0100007F:D4C2 01 00000000:00000000 02:000AFC7E 00000000  1000        0 90210 1 00000000cee00e38 20 4 30 10 -1",
+    "   6: 0100007F:1F90 0100007F:D4C4 01 00000005:00000000 01:00000032 00000003  1000        0 90211 1 00000000cee00e39 20 4 30 10 -1",
+  ].join("\n"));
+  assert.deepEqual(
+    more.map((s) => [s.state, s.timer, s.timerSeconds, s.retransmits]),
+    [
+      ["SYN_RCVD", "retransmit", 0.97, 0],
+      ["CLOSING", "probe", 0.16, 0],
+      ["ESTABLISHED", "keepalive", 7199.98, 0],
+      ["ESTABLISHED", "retransmit", 0.5, 3],
+    ],
+  );
+  assert.equal(more[2].inode, 90210);
 });
 
 Deno.test("proc_net_tcp: parseProcNetTcp reads real /proc/net/tcp6 lines, IPv4-mapped too", () => {

@@ -39,6 +39,10 @@ function madeUp(id: string, picture: PictureRow[], observed: Record<End, StateNa
     expected: { client: [], server: [] },
     observed,
     addresses: { client: null, server: null },
+    timers: { client: null, server: null },
+    error: null,
+    errorEnd: null,
+    skipped: null,
     note: "",
     timeline: timelineOf(picture, observed),
   };
@@ -111,7 +115,42 @@ Deno.test("timeline: CLOSING is never inferred; what the kernel did instead is d
     ends: ["client"],
     timer: "2MSL timer (60 s on Linux)",
     then: "CLOSED (not waited for)",
+    secondsLeft: {},
   });
+});
+
+Deno.test("timeline: an observed TIME_WAIT shows the seconds its kernel timer had left", () => {
+  const picture: PictureRow[] = [
+    S2C("FIN"),
+    { server: "LAST_ACK" },
+    C2S("ACK"),
+    { client: "TIME_WAIT", server: "CLOSED" },
+  ];
+  const timer = { state: "TIME_WAIT" as const, timer: "timewait" as const, retransmits: 0 };
+  const timers = { client: { ...timer, timerSeconds: 59.83 }, server: null };
+  const rows = timelineOf(picture, { client: ["TIME_WAIT"], server: ["CLOSED"] }, timers);
+  assert.deepEqual(rows.find((r) => r.kind === "states" && r.client), {
+    kind: "states",
+    client: { state: "TIME_WAIT", seen: "observed", secondsLeft: 59.83 },
+    server: { state: "CLOSED", seen: "no socket" },
+  });
+  assert.deepEqual(rows.at(-1), {
+    kind: "timer",
+    ends: ["client"],
+    timer: "2MSL timer (60 s on Linux)",
+    then: "CLOSED (not waited for)",
+    secondsLeft: { client: 59.83 },
+  });
+  const step = { ...madeUp("close", picture, { client: ["TIME_WAIT"], server: ["CLOSED"] }) };
+  step.timeline = rows;
+  assert.deepEqual(drawTimeline([step], { colour: false }).slice(-3), [
+    "    TIME_WAIT (observed, 59.8 s left)     CLOSED (no socket)",
+    "      :  2MSL timer: 59.8 s left",
+    "      v  then CLOSED (not waited for)",
+  ]);
+  // A timer the kernel does not have is not made up: a TIME_WAIT not observed gets none.
+  const unseen = timelineOf(picture, { client: ["FIN_WAIT_2"], server: ["CLOSED"] }, timers);
+  assert.ok(!unseen.some((r) => r.kind === "timer"));
 });
 
 Deno.test("timeline: CLOSED is 'no socket' only when /proc had no entry", () => {
@@ -192,7 +231,9 @@ Deno.test({
   ignore: !linux,
   async fn() {
     const { steps, timelineScenes } = await demoJson();
-    assert.deepEqual(timelineScenes, [...new Set(steps.map((s) => s.scene))].slice(0, 2));
+    // Every scene is drawn but the one of tricks (each step there its own connection).
+    const scenes = [...new Set(steps.map((s) => s.scene))];
+    assert.deepEqual(timelineScenes, scenes.filter((s) => s !== "catching the short-lived states"));
     for (const step of steps) {
       const rows = step.timeline;
       // The segments, in order, are the step's segments.
@@ -205,9 +246,10 @@ Deno.test({
         const drawn = rows.flatMap((row) =>
           (row.kind === "states" || row.kind === "instead") && row[end] ? [row[end]!] : []
         );
-        // The textbook rows give the expected states, in order.
+        // The textbook rows give the expected states, in order (one drawn again is not new).
         assert.deepEqual(
-          rows.flatMap((row) => row.kind === "states" && row[end] ? [row[end]!.state] : []),
+          rows.flatMap((row) => row.kind === "states" && row[end] ? [row[end]!.state] : [])
+            .filter((state, i, all) => state !== all[i - 1]),
           step.expected[end],
           `${step.id} ${end}`,
         );
@@ -232,27 +274,42 @@ Deno.test({
           );
         }
       }
-      // The 2MSL timer only where the kernel really had the TIME_WAIT.
+      // The 2MSL timer only where the kernel really had the TIME_WAIT, with what it had left.
       for (const row of rows) {
         if (row.kind !== "timer") continue;
         assert.equal(row.timer, "2MSL timer (60 s on Linux)");
-        for (const end of row.ends) assert.ok(step.observed[end].includes("TIME_WAIT"), step.id);
+        for (const end of row.ends) {
+          assert.ok(step.observed[end].includes("TIME_WAIT"), step.id);
+          const left: number = row.secondsLeft[end] ?? -1;
+          assert.ok(left > 0 && left <= 60, `${step.id} ${end}: ${left} s left`);
+          assert.equal(left, step.timers[end]?.timerSeconds);
+        }
       }
     }
     const byId = (id: string) => steps.find((s) => s.id === id)!;
     assert.ok(byId("server-close").timeline.some((r) => r.kind === "timer"));
     assert.ok(byId("client-close-last").timeline.some((r) => r.kind === "timer"));
+    assert.ok(byId("closing-end").timeline.some((r) => r.kind === "timer"));
+    // SYN_RCVD and CLOSING are drawn as observed: /proc really showed them.
     assert.deepEqual(marks(byId("syn-rcvd").timeline), [
-      "states client SYN_SENT (not observed)",
-      "states server SYN_RCVD (not observed)",
+      "states client SYN_SENT (too fast to observe)",
+      "states server SYN_RCVD (observed)",
+      "states client ESTABLISHED (observed)",
+      "states server SYN_RCVD (observed)",
     ]);
-    assert.ok(!marks(byId("closing").timeline).some((m) => m.includes("CLOSING (too fast")));
+    assert.ok(marks(byId("closing").timeline).includes("states client CLOSING (observed)"));
+    // The reset part: RST arrows, no TIME_WAIT, no timer.
+    for (const id of ["refused", "abort", "linger"]) {
+      assert.ok(byId(id).segments.some((s) => s.segment === "RST"), id);
+      assert.ok(!byId(id).timeline.some((r) => r.kind === "timer"), id);
+    }
 
     // The JSON is enough to draw the same timeline.
     const drawn = drawTimeline(steps, { colour: false, scenes: timelineScenes }).join("\n");
     assert.match(drawn, /^ 2 {4}\| {2}-+ SYN -+> {3}\|$/m);
-    assert.match(drawn, /^ {4}TIME_WAIT \(observed\) +CLOSED \(no socket\)$/m);
-    assert.match(drawn, /^ {6}: {2}2MSL timer \(60 s on Linux\)$/m);
+    assert.match(drawn, /^ {4}TIME_WAIT \(observed, \d+\.\d s left\) +CLOSED \(no socket\)$/m);
+    assert.match(drawn, /^ {6}: {2}2MSL timer: \d+\.\d s left$/m);
+    assert.match(drawn, /^ {6}\| {2}<-+ RST -+ {3}\|$/m);
   },
 });
 
@@ -272,8 +329,9 @@ function blockStates(out: string): Map<number, Record<End, StateName[]>> {
     const header = /^ ?(\d+)\. /.exec(line);
     if (header) blocks.set(Number(header[1]), current = { client: [], server: [] });
     const states = /^ {6}(client|server) (?:-|\S+:\d+) +(.+?)(?: {2}\(textbook: .*\))?$/.exec(line);
-    if (current && states && states[2] !== "not observed") {
-      current[states[1] as End] = states[2].split(" -> ") as StateName[];
+    if (current && states && !["not observed", "skipped"].includes(states[2])) {
+      // Without the timer said after the last state: " (59.8 s left)", " (timer: ...)".
+      current[states[1] as End] = states[2].replace(/ \([^)]*\)/g, "").split(" -> ") as StateName[];
     }
   }
   return blocks;
@@ -309,7 +367,7 @@ Deno.test({
       if (!number || /\| {3}\|$/.test(line)) continue;
       const cells = { client: line.slice(4, 42), server: line.slice(42) };
       for (const end of ENDS) {
-        const cell = /(?:instead: )?([A-Z_0-9]+) \((observed|no socket)\)/.exec(cells[end]);
+        const cell = /(?:instead: )?([A-Z_0-9]+) \((observed|no socket)[,)]/.exec(cells[end]);
         if (!cell) continue;
         if (!drawnMarks.has(number)) {
           drawnMarks.set(number, { client: new Set(), server: new Set() });
@@ -317,7 +375,7 @@ Deno.test({
         drawnMarks.get(number)![end].add(cell[1]);
       }
     }
-    assert.deepEqual([...drawnMarks.keys()], drawnSteps.map((_, i) => i + 1));
+    assert.deepEqual([...drawnMarks.keys()], drawnSteps.map((s) => steps.indexOf(s) + 1));
     for (const [n, ends] of drawnMarks) {
       for (const end of ENDS) {
         assert.deepEqual(
@@ -328,7 +386,7 @@ Deno.test({
       }
     }
     assert.match(lines.join("\n"), /^ {4}SYN_SENT \((observed|too fast to observe)\)/m);
-    assert.match(lines.join("\n"), /: {2}2MSL timer \(60 s on Linux\)$/m);
+    assert.match(lines.join("\n"), /: {2}2MSL timer: \d+\.\d s left$/m);
   },
 });
 

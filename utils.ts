@@ -177,16 +177,21 @@ export function sanitizeText(text: string): string {
 /** A style node:util's styleText knows, e.g. "red" or "dim". */
 export type Colour = Parameters<typeof styleText>[0];
 
+// On a terminal styleText reads the environment (NO_COLOR, FORCE_COLOR,
+// TERM...): without --allow-env Deno would stop to ask. Then: no colours.
+const mayReadEnv = Deno.permissions.querySync({ name: "env" }).state === "granted";
+
 /**
  * Styles `text` only when the stream is a terminal and NO_COLOR is unset
- * (styleText checks both), so pipes and files always get plain text.
+ * (styleText checks both), so pipes and files always get plain text; and
+ * only with --allow-env (or -A), so a least-privilege run never prompts.
  */
 export function paint(
   format: Colour,
   text: string,
   stream: "stdout" | "stderr" = "stdout",
 ): string {
-  return styleText(format, text, { stream: process[stream] });
+  return mayReadEnv ? styleText(format, text, { stream: process[stream] }) : text;
 }
 
 // --------------------------------------------------------------- signals ---

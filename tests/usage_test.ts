@@ -64,3 +64,21 @@ Deno.test("usage: values that look like flags, and missing values, get our own m
     assert.doesNotMatch(result.stderr, /ambiguous|argument missing|<value>/);
   }));
 });
+
+Deno.test("usage: with --allow-net only, an error on a terminal is one plain line, no prompt", async () => {
+  const { openTerminal } = await import("./tmux.ts");
+  const terminal = await openTerminal(
+    `'${Deno.execPath()}' run --allow-net '${ROOT}server.ts' --bogus; echo "exit=$?"; sleep 30`,
+    { columns: 100, rows: 10 },
+  );
+  try {
+    const screen = await terminal.waitFor("the exit status", (rows) => rows.includes("exit=2"));
+    assert.equal(screen[0], "error: unknown option '--bogus'");
+    assert.ok(
+      !screen.some((row) => /Deno requests|Allow\?|env access/.test(row)),
+      screen.join("\n"),
+    );
+  } finally {
+    await terminal.close();
+  }
+});

@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run --allow-net
 // chat_client.ts: the notes' section "模拟QQ聊天", the client half, done full duplex.
 //
 //   deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
@@ -38,11 +39,16 @@
 //   read the "/ping" lines.
 // - Peer text is sanitised before printing, so escape sequences from the
 //   other side cannot move the cursor, clear the screen or fake a line.
+// - chat_server.ts says in its welcome how long a line may be; a longer one
+//   is not sent (the server would refuse it) and a terminal keeps it in the
+//   input to shorten. --nick is sent once the welcome shows the peer is
+//   chat_server.ts, never to a peer that would not understand it.
 //
 // Reading guide (the note's line -> where it happens here):
 //   socket() + connect()          main(): Deno.connect, via connectTcp (utils.ts)
-//   msg = input("...")            openInput (lib/client_view.ts): readline hands
-//                                 each line to onTyped(), even while lines arrive
+//   msg = input("...")            terminalChat / pipedChat (lib/client_view.ts): the
+//                                 line editor (lib/line_editor.ts) or, piped, readline
+//                                 hands each line to onTyped(), even while lines arrive
 //   if len(msg) > 0 / else break  onTyped(): an empty line on a terminal is skipped;
 //                                 /quit, Ctrl+D or Ctrl+C call leave()
 //   send(msg.encode())            onTyped() -> createLineSender (lib/line_sender.ts):
@@ -54,7 +60,6 @@
 //   client_sock.close()           main()'s finally: closeQuietly(conn)
 // The silence watch (lib/silence_watch.ts) is what the note lacks entirely.
 
-import type { Interface } from "node:readline";
 import process from "node:process";
 import {
   Failure,
@@ -73,11 +78,14 @@ import { closeQuietly, connectTcp, formatAddress } from "./lib/net.ts";
 import {
   asOthersSeeIt,
   createReceiver,
+  isPasswordPrompt,
   isWelcome,
+  lineLimitFromNotice,
   nickFromNotice,
   type Received,
 } from "./lib/client_lines.ts";
-import { type ClientView, openInput, plainView, terminalView } from "./lib/client_view.ts";
+import { type ChatInput, type ClientView, pipedChat, terminalChat } from "./lib/client_view.ts";
+import type { EditorHooks } from "./lib/line_editor.ts";
 import { createLineSender, type LineSender } from "./lib/line_sender.ts";
 import { type SilenceWatch, watchSilence } from "./lib/silence_watch.ts";
 
@@ -92,7 +100,9 @@ nc -l 127.0.0.1 8080, or ncat -l --chat 127.0.0.1 8080.
 options:
   --host H          server address (default 127.0.0.1)
   -p, --port P      server port (default 8080)
-  -n, --nick NAME   send "/nick NAME" right after connecting
+  -n, --nick NAME   send "/nick NAME" as soon as chat_server.ts's welcome
+                    arrives; to a server that does not greet like it within
+                    2 s, it is not sent (a notice says so)
   --timeout SECS    give up on a chat_server.ts silent this long (default 30;
                     0 never); see "dead servers" below
   -h, --help        show this help
@@ -103,7 +113,10 @@ chat server commands (sent as typed): /nick NAME, /who, /msg NAME text,
 On a terminal (stdin and stdout both): a "> " prompt, local HH:MM
 timestamps, your own lines shown as "<nick> text" (the server does not echo
 them), and colours for your lines, others', private messages, notices and
-errors (none with NO_COLOR set).
+errors (none with NO_COLOR set). The input is one row: a longer line
+scrolls sideways, "<" and ">" mark hidden text. Keys: Left/Right, Home/End
+(Ctrl+A/E), Backspace, Delete, Ctrl+U/K (delete before/after the cursor),
+Ctrl+W (a word), Up/Down (earlier lines), Enter sends.
 
 Scripted (stdin or stdout not a terminal, e.g. printf '/who\\n' | ...): every
 stdin line is sent as is; at the end of stdin the client half-closes the
@@ -113,6 +126,9 @@ timestamps, no colour); the client's own notices such as
 "* connection closed by server" go to stderr.
 
 Lines from the server longer than 64 KiB are not shown; a notice says so.
+chat_server.ts says in its welcome how long a line it takes ("lines up to
+4096 bytes"); a longer line is not sent: "! not sent: ..." says why, and on
+a terminal the line stays in the input to shorten (a script's is dropped).
 
 Dead servers: a server whose host crashed or whose network vanished sends
 no FIN or RST, so nothing tells the client it is gone, and TCP keep-alive
@@ -132,6 +148,11 @@ const DEFAULT_TIMEOUT_SECS = 30;
 const QUIT_GRACE_MS = 1000;
 /** How long a failed write waits for the reader to see the server's close. */
 const WRITE_FAILURE_GRACE_MS = 500;
+/** How long --nick waits for chat_server.ts's welcome (it comes at once). */
+const GREETING_WAIT_MS = 2000;
+/** Lines a script may write ahead of the welcome before its input is paused. */
+const MAX_HELD_LINES = 64;
+const encoder = new TextEncoder();
 
 async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
@@ -151,23 +172,20 @@ async function main(args: string[]): Promise<number> {
   // the kernel's 2 hours.
   conn.setNoDelay(true);
   conn.setKeepAlive(true);
-  const chat = startChat(conn, timeoutSecs);
+  // input() + send(msg.encode()): each line as the user enters it, see onTyped().
+  const chat = startChat(conn, timeoutSecs, nick);
 
   // recv(1024) + print(), in a loop of its own: lines arrive while the user types.
   const reader = startReading(chat);
-
-  // input() + send(msg.encode()): each line as the user enters it.
-  chat.input.on("line", (line: string) => onTyped(chat, line));
-  chat.input.on("close", () => onInputEnd(chat));
-  chat.input.on("SIGINT", () => leave(chat, "SIGINT")); // in raw mode Ctrl+C is a key
+  // In place before the first server line can be read: --nick, sent on the
+  // welcome, goes out with Ctrl+C and SIGTERM already handled.
   const removeSignals = onStopSignal((signal) => leave(chat, signal));
-  if (chat.interactive) chat.input.prompt();
-  if (nick !== undefined) chat.sender.send(`/nick ${nick}`); // only now: a signal can interrupt it
 
   try {
     return await exitStatus(chat, await chat.ended, reader);
   } finally {
     // client_sock.close(), whatever ended the chat.
+    clearTimeout(chat.greetingTimer);
     chat.silence.stop();
     removeSignals();
     chat.view.stopPrompt();
@@ -208,7 +226,7 @@ interface Chat {
   timeoutSecs: number;
   /** stdin and stdout both a terminal: prompt, timestamps, colours. */
   interactive: boolean;
-  input: Interface;
+  input: ChatInput;
   view: ClientView;
   sender: LineSender;
   silence: SilenceWatch;
@@ -217,18 +235,39 @@ interface Chat {
   ended: Promise<Ending>;
   /** Our nick as the server last named it; undefined until it does. */
   ownNick?: string;
-  /** Server lines received so far: only the first can be the welcome that arms the silence watch. */
+  /** Server lines received so far: only the first can be the welcome. */
   linesSeen: number;
-  /** stdin ended, or we closed it: the sender's backlog must not resume it. */
+  /** chat_server.ts welcomed us (its first line, or after a password): it answers /ping and says its line limit. */
+  greeted: boolean;
+  /** The first line asked for the room's password: the welcome follows a right /pass. */
+  admitting: boolean;
+  /** The longest line the server takes, in bytes, once its welcome said so. */
+  maxLineBytes?: number;
+  /** --nick NAME, until the welcome (or its absence) decides whether it is sent. */
+  wantedNick?: string;
+  /** Lines typed while --nick waits for the welcome: they go after it, in order. */
+  held?: string[];
+  /** stdin ended while lines were held: half-close after them. */
+  heldEnd: boolean;
+  /** Gives up waiting for the welcome. */
+  greetingTimer?: ReturnType<typeof setTimeout>;
+  /** The sender's queue is full: input stays paused until it drains. */
+  backlogFull: boolean;
+  /** stdin ended, or we closed it: nothing may resume it. */
   inputClosed: boolean;
   /** leave() ran: typed lines are ignored from now on. */
   leaving: boolean;
 }
 
 /** Sets up the conversation on `conn`: input, view, sender and silence watch. */
-function startChat(conn: Deno.TcpConn, timeoutSecs: number): Chat {
+function startChat(conn: Deno.TcpConn, timeoutSecs: number, nick?: string): Chat {
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
-  const input = openInput(interactive);
+  const hooks: EditorHooks = {
+    line: (line) => onTyped(chat, line),
+    end: () => onInputEnd(chat),
+    interrupt: () => leave(chat, "SIGINT"), // in raw mode Ctrl+C is a key
+  };
+  const { input, view } = interactive ? terminalChat(hooks) : pipedChat(hooks);
   const { promise: ended, resolve: end } = Promise.withResolvers<Ending>();
   const chat: Chat = {
     conn,
@@ -236,12 +275,13 @@ function startChat(conn: Deno.TcpConn, timeoutSecs: number): Chat {
     timeoutSecs,
     interactive,
     input,
-    view: interactive ? terminalView(input) : plainView(),
+    view,
     sender: createLineSender(conn, {
       failed: (error) => end({ kind: "write-failed", error }),
       backlog(full) {
+        chat.backlogFull = full;
         if (full) input.pause();
-        else if (!chat.inputClosed) input.resume();
+        else resumeInput(chat);
       },
     }),
     silence: watchSilence(timeoutSecs * 1000, {
@@ -253,27 +293,101 @@ function startChat(conn: Deno.TcpConn, timeoutSecs: number): Chat {
     end,
     ended,
     linesSeen: 0,
+    greeted: false,
+    admitting: false,
+    heldEnd: false,
+    backlogFull: false,
     inputClosed: false,
     leaving: false,
   };
+  if (nick !== undefined) awaitGreeting(chat, nick);
   return chat;
+}
+
+/**
+ * --nick NAME waits for chat_server.ts's welcome, its first line: a /nick
+ * before it would be a stranger's line to nc or ncat, and chat_server.ts
+ * holds the others' "* NAME joined" for it, so they see the chosen name.
+ * Lines typed meanwhile are held, to go after it; if the server asks for
+ * its password first, they go at once (the /pass is among them) and --nick
+ * waits for the welcome that follows.
+ */
+function awaitGreeting(chat: Chat, nick: string): void {
+  chat.wantedNick = nick;
+  chat.held = [];
+  chat.greetingTimer = setTimeout(
+    () => decideNick(chat, `no greeting from the server in ${GREETING_WAIT_MS / 1000} s`),
+    GREETING_WAIT_MS,
+  );
+}
+
+/** Sends --nick (no `refusal`), or says why not; then the lines held for it. */
+function decideNick(chat: Chat, refusal?: string): void {
+  const nick = chat.wantedNick;
+  if (nick === undefined) return;
+  chat.wantedNick = undefined;
+  if (refusal === undefined) chat.sender.send(`/nick ${nick}`);
+  else chat.view.local(`* ${refusal}; --nick not sent`);
+  releaseHeld(chat);
+}
+
+/** The lines typed while --nick waited go now, in order, and so does a held end of input. */
+function releaseHeld(chat: Chat): void {
+  clearTimeout(chat.greetingTimer);
+  const held = chat.held ?? [];
+  chat.held = undefined;
+  for (const line of held) onTyped(chat, line);
+  if (chat.heldEnd && !chat.leaving) onInputEnd(chat);
+  resumeInput(chat);
+}
+
+/** Reads typed lines again, unless something still holds them back. */
+function resumeInput(chat: Chat): void {
+  if (!chat.inputClosed && !chat.backlogFull && !chat.held) chat.input.resume();
 }
 
 /** A typed line: sent (the note's send), shown as the room sees it, or /quit. */
 function onTyped(chat: Chat, line: string): void {
   if (chat.leaving) return;
-  if (chat.interactive && line === "") return chat.input.prompt(); // the note's client quit here
+  if (chat.interactive && line === "") return; // the note's client quit here
+  if (chat.held) {
+    // A script can write faster than the welcome comes: hold a few, then pause.
+    if (chat.held.push(line) === MAX_HELD_LINES) chat.input.pause();
+    return;
+  }
   if (line.trim() === "/quit") return leave(chat);
+  if (refusedAsTooLong(chat, line)) return;
   chat.sender.send(line);
   if (!chat.interactive) return;
   const shown = asOthersSeeIt(line, chat.ownNick ?? "you");
-  if (shown === undefined) chat.input.prompt(); // a command: its answer will come
-  else chat.view.sent(line, shown);
+  // A command: its answer will come. A password is not left on the screen.
+  if (shown === undefined) chat.view.echo(line.replace(/^(\/pass\s+)\S.*$/, "$1*****"));
+  else chat.view.sent(shown);
+}
+
+/**
+ * A line over the server's limit would only come back as "! line too long",
+ * after the client had shown it as said: it is not sent, a local line says
+ * why, and on a terminal it goes back into the input to be shortened.
+ */
+function refusedAsTooLong(chat: Chat, line: string): boolean {
+  const limit = chat.maxLineBytes;
+  if (limit === undefined) return false;
+  const bytes = encoder.encode(line).length;
+  if (bytes <= limit) return false;
+  const kept = chat.interactive ? "; it is still in the input" : "";
+  chat.view.local(`! not sent: ${bytes} bytes, over the server's limit of ${limit}${kept}`);
+  chat.view.keep(line);
+  return true;
 }
 
 /** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes and keeps reading. */
 function onInputEnd(chat: Chat): void {
   if (chat.inputClosed) return; // our own close() at the end
+  if (chat.held && !chat.interactive) {
+    chat.heldEnd = true; // after the held lines
+    return;
+  }
   chat.inputClosed = true;
   if (chat.interactive) leave(chat);
   else chat.sender.halfClose();
@@ -364,10 +478,24 @@ async function readSome(conn: Deno.TcpConn, buffer: Uint8Array): Promise<number 
 function show(chat: Chat, received: Received): void {
   if ("local" in received) return chat.view.local(received.local);
   const line = received.server;
-  if (chat.linesSeen++ === 0 && isWelcome(line)) chat.silence.start();
+  const first = chat.linesSeen++ === 0;
+  if ((first || chat.admitting) && isWelcome(line)) {
+    chat.greeted = true;
+    chat.admitting = false;
+    chat.silence.start();
+    decideNick(chat); // sent now, before the others hear of us
+  } else if (first && isPasswordPrompt(line)) {
+    // chat_server.ts with --password-file: the user's /pass must go now; --nick waits on.
+    chat.admitting = true;
+    releaseHeld(chat);
+  }
   if (chat.silence.isOwnPong(line)) return;
   chat.ownNick = nickFromNotice(line) ?? chat.ownNick;
+  if (chat.greeted) chat.maxLineBytes = lineLimitFromNotice(line) ?? chat.maxLineBytes;
   chat.view.incoming(line);
+  if (first && !chat.greeted && !chat.admitting) {
+    decideNick(chat, "the server did not greet like chat_server.ts");
+  }
 }
 
 // --------------------------------------------------------------- helpers ---

@@ -1,8 +1,10 @@
+#!/usr/bin/env -S deno run --allow-net --allow-read=lib/cluster.ts
 // chat_server.ts: the notes' section "模拟QQ聊天" (the server half).
 //
 //   deno run -A chat_server.ts [--host H] [--port P] [--max-clients N]
 //                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
-//                              [--history N] [--motd FILE] [--redis URL [--room NAME]]
+//                              [--history N] [--motd FILE] [--password-file FILE]
+//                              [--max-rate N] [--redis URL [--room NAME]]
 //   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
 //
 // The note's server takes one client at a time and alternates strictly:
@@ -53,10 +55,13 @@ import {
   closeQuietly,
   formatAddress,
   withHints,
+  writeAll,
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { openLineEditor } from "./lib/line_editor.ts";
 import { readFlagFileLines } from "./lib/flag_files.ts";
+import { PASSWORD_PROMPT, PasswordGate, readPasswordFile } from "./lib/password.ts";
+import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
@@ -65,7 +70,8 @@ import type { JoinCluster } from "./lib/room_link.ts";
 const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
                                   [--max-queue BYTES] [--idle-timeout SECS] [--history N]
-                                  [--motd FILE] [--redis URL [--room NAME]]
+                                  [--motd FILE] [--password-file FILE] [--max-rate N]
+                                  [--redis URL [--room NAME]]
 
 A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
 Clients: chat_client.ts, nc, telnet. Lines typed here go to everyone as <server>.
@@ -84,6 +90,11 @@ options:
                         (default 50; 0: none); with --redis, the room's, kept in Redis
   --motd FILE           a message of the day: the file's lines, sent with the welcome
                         (each as a notice, "* LINE")
+  --password-file FILE  a room password, the file's first line: a newcomer gets only
+                        "* password required: /pass PASSWORD" until it sends it; 3 wrong
+                        ones or 30 s without it close the connection
+  --max-rate N          lines a second per client, bursts up to 2N (default 20; 0: no
+                        limit); a client over it is slowed (its lines wait in TCP), told once
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
   --room NAME           which room on that Redis (default lobby)
@@ -120,6 +131,8 @@ async function main(args: string[]): Promise<number> {
     "idle-timeout": { type: "string", default: "0" },
     history: { type: "string", default: "50" },
     motd: { type: "string" },
+    "password-file": { type: "string" },
+    "max-rate": { type: "string", default: "20" },
     redis: { type: "string" },
     room: { type: "string" },
   }, USAGE);
@@ -132,6 +145,10 @@ async function main(args: string[]): Promise<number> {
   const idleSecs = parseIntFlag(flags["idle-timeout"], "--idle-timeout", 0, 86_400 * 365);
   const history = parseIntFlag(flags.history, "--history", 0, 10_000);
   const motd = flags.motd === undefined ? [] : await readFlagFileLines(flags.motd, "--motd");
+  const password = flags["password-file"] === undefined
+    ? undefined
+    : await readPasswordFile(flags["password-file"]);
+  const maxRate = parseIntFlag(flags["max-rate"], "--max-rate", 0, 1_000_000);
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
   const where = formatAddress({ hostname: host, port });
@@ -165,7 +182,7 @@ async function main(args: string[]): Promise<number> {
   const operatorConsole = attachConsole(room, stop);
   room.log = operatorConsole.log;
 
-  await acceptLoop(room, listener, { maxClients, maxLine });
+  await acceptLoop(room, listener, { maxClients, maxLine, maxRate, password });
   stop();
   await stopping;
   await Promise.race([operatorConsole.drained(), delay(LOG_DRAIN_MS)]);
@@ -182,62 +199,94 @@ async function main(args: string[]): Promise<number> {
  * before it to leave: each gets its own reader loop at once. Returns when
  * the listener closes.
  */
-async function acceptLoop(
-  room: Room,
-  listener: Deno.TcpListener,
-  limits: { maxClients: number; maxLine: number },
-): Promise<void> {
+async function acceptLoop(room: Room, listener: Deno.TcpListener, rules: Rules): Promise<void> {
   while (true) {
     const conn = await acceptClient(listener);
     if (!conn) return;
     if (room.closing) {
       closeQuietly(conn);
-    } else if (room.members.size >= limits.maxClients) {
+    } else if (room.members.size >= rules.maxClients) {
       turnAway(conn);
     } else {
-      readLoop(room, conn, limits.maxLine);
+      readLoop(room, conn, rules);
     }
   }
 }
 
+/** What a reader loop needs besides the room: the limits, and the way in. */
+interface Rules {
+  maxClients: number;
+  maxLine: number;
+  /** Lines a second per client, bursts up to twice that (--max-rate; 0: unlimited). */
+  maxRate: number;
+  /** The room password (--password-file), if there is one. */
+  password?: string;
+}
+
 /** Past --max-clients the newcomer is told why, not silently dropped. */
 function turnAway(conn: Deno.TcpConn): void {
-  conn.write(new TextEncoder().encode("! server full, try again later\n"))
-    .catch(() => {})
-    .finally(() => closeQuietly(conn));
+  tell(conn, "! server full, try again later").finally(() => closeQuietly(conn));
+}
+
+/** One line to a client that is not (yet) in the room: written whole, or lost with it. */
+async function tell(conn: Deno.TcpConn, line: string): Promise<void> {
+  await writeAll(conn, new TextEncoder().encode(`${line}\n`)).catch(() => {});
 }
 
 /**
- * One client: joins the room, then the note's recv() loop: read, frame into
- * lines, hand each to the room, until EOF (the note's `len(recv_data) == 0`).
+ * One client: joins the room (with a password, once it has given it), then
+ * the note's recv() loop: read, frame into lines, hand each to the room,
+ * until EOF (the note's `len(recv_data) == 0`).
  */
-async function readLoop(room: Room, conn: Deno.TcpConn, maxLine: number): Promise<void> {
+async function readLoop(room: Room, conn: Deno.TcpConn, rules: Rules): Promise<void> {
   // Chat lines are small and should leave at once, not wait for Nagle's
   // algorithm (Deno leaves it on); keep-alive eventually notices a peer
   // that vanished without a FIN.
   conn.setNoDelay(true);
   conn.setKeepAlive(true);
-  const client = await room.join(conn);
-  const splitLines = createByteLineSplitter(maxLine);
+  // With a password a client waits at the door (lib/password.ts), not in the room.
+  const door = rules.password === undefined
+    ? undefined
+    : new PasswordGate(rules.password, () => closeQuietly(conn));
+  let client = door ? undefined : await room.join(conn);
+  if (door) await tell(conn, PASSWORD_PROMPT);
+  const flood = rules.maxRate > 0 ? new LineBucket(rules.maxRate) : undefined;
+  const answer = (line: string) => client ? room.sendTo(client, line) : tell(conn, line);
+  const splitLines = createByteLineSplitter(rules.maxLine);
   let buffer = new Uint8Array(READ_BUFFER_MIN);
   try {
-    while (!client.gone) {
+    while (!client?.gone) {
       // A reader that is behind is waited for: stop reading, and TCP
       // slows this sender down (see lib/outbox.ts).
       const behind = room.caughtUp();
       if (behind) await behind;
-      if (client.gone) break;
+      if (client?.gone) break;
       const n = await conn.read(buffer);
       if (n === null) break; // EOF: the client closed its side
-      client.lastHeard = Date.now();
+      if (client) client.lastHeard = Date.now();
       const chunk = buffer.subarray(0, n);
       // The splitter copies what it keeps, so the old buffer is free now.
       const size = nextReadSize(buffer.length, n);
       if (size !== buffer.length) buffer = new Uint8Array(size);
       for (const line of splitLines(chunk)) {
-        if (client.gone) break;
+        if (client?.gone) break;
+        // Flood control counts every line, before /pass too. Over the rate
+        // this loop waits, and does not read meanwhile: TCP holds the lines.
+        const pace = flood?.take();
+        if (pace?.warn) await answer(`! slow down: at most ${rules.maxRate} lines a second`);
+        if (pace?.waitMs) await delay(pace.waitMs);
         if (line === LINE_TOO_LONG) {
-          room.sendTo(client, `! line too long (most ${maxLine} bytes); it was discarded`);
+          await answer(`! line too long (most ${rules.maxLine} bytes); it was discarded`);
+          continue;
+        }
+        if (!client) {
+          const verdict = door!.check(line);
+          if (verdict.admitted) {
+            client = await room.join(conn);
+            continue;
+          }
+          await tell(conn, verdict.reply);
+          if (verdict.close) return wrongTooOften(room, conn);
           continue;
         }
         // Commands that ask the other instances (/nick) finish before the
@@ -248,8 +297,17 @@ async function readLoop(room: Room, conn: Deno.TcpConn, maxLine: number): Promis
     }
   } catch {
     // Reset, or closed locally (kick, too slow, shutdown): this client only.
+  } finally {
+    door?.dispose();
   }
-  room.leave(client);
+  if (client) room.leave(client);
+  else closeQuietly(conn);
+}
+
+/** The third wrong password: the connection is closed, the operator told (not the password). */
+function wrongTooOften(room: Room, conn: Deno.TcpConn): void {
+  room.log(`! ${formatAddress(conn.remoteAddr)} gave a wrong password 3 times; disconnected`);
+  closeQuietly(conn);
 }
 
 /** A read that filled the buffer asks for a bigger one; a small read, the small one. */

@@ -6,7 +6,8 @@
  *
  * Only text conventions live here, no sockets and no terminal: the wire
  * protocol's first characters ("* " notice, "! " error, "<nick> " chat) and
- * chat_server.ts's welcome. nc and ncat peers send plain lines.
+ * chat_server.ts's welcome, which names the client and the longest line the
+ * server takes. nc and ncat peers send plain lines.
  *
  * @module
  */
@@ -56,6 +57,24 @@ export function nickFromNotice(line: string): string | undefined {
 /** chat_server.ts's first line: only it answers /ping, so only it is pinged. */
 export function isWelcome(line: string): boolean {
   return /^\* welcome, you are \S+$/.test(line);
+}
+
+/**
+ * chat_server.ts --password-file's first line: it admits (and welcomes) a
+ * client only after "/pass PASSWORD".
+ */
+export function isPasswordPrompt(line: string): boolean {
+  return /^\* password required: \/pass /.test(line);
+}
+
+/**
+ * The longest line chat_server.ts accepts, from the end of its welcome
+ * ("* type /help for commands; lines up to 4096 bytes"): a longer one would
+ * be refused, so the client does not send it.
+ */
+export function lineLimitFromNotice(line: string): number | undefined {
+  const bytes = /^\* .*\blines up to (\d+) bytes$/.exec(line)?.[1];
+  return bytes === undefined ? undefined : Number(bytes);
 }
 
 /**

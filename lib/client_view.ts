@@ -1,20 +1,21 @@
 /**
- * Where chat_client.ts's lines go: a terminal, where readline owns a "> "
- * prompt line and everything else is printed above it with a timestamp and a
- * colour, or plain stdout for scripts, which get exactly the server's lines.
+ * Where chat_client.ts's lines come from and go to: a terminal, where the
+ * line editor (lib/line_editor.ts) owns a "> " prompt row and everything
+ * else is printed above it with a timestamp and a colour, or plain stdin and
+ * stdout for scripts, which get exactly the server's lines.
  *
  * The note's `print()` and `input()` take turns on one terminal; here a line
- * can arrive while the user is half-way through typing, so printing has to
- * clear the prompt, print, and let readline redraw the input intact.
+ * can arrive while the user is half-way through typing, so it is printed
+ * above the input row and the half-typed input is redrawn intact.
  *
  * @module
  */
 
-import { createInterface, type Interface } from "node:readline";
-import * as readline from "node:readline";
+import { createInterface } from "node:readline";
 import process from "node:process";
 import { paint, sanitizeText } from "../utils.ts";
 import { classifyLine } from "./client_lines.ts";
+import { type EditorHooks, openLineEditor } from "./line_editor.ts";
 
 const PROMPT = "> ";
 
@@ -24,36 +25,57 @@ export interface ClientView {
   incoming(line: string): void;
   /** A notice from this client itself, e.g. "* connection closed by server". */
   local(line: string): void;
-  /** The user's line `typed` went out; the server does not echo it, so show it as `shown`. */
-  sent(typed: string, shown: string): void;
+  /** The user's line went out; the server does not echo it, so show it as the room sees it. */
+  sent(shown: string): void;
+  /** The user's command went out: show it as typed, above the answer to come. */
+  echo(typed: string): void;
+  /** The user's line was not sent: give it back to edit (a terminal), or drop it (a script). */
+  keep(typed: string): void;
   /** No more input: stop drawing the prompt. */
   stopPrompt(): void;
 }
 
-/**
- * stdin as lines. With `interactive`, readline also draws the prompt, edits
- * the line and turns Ctrl+C into a "SIGINT" event (raw mode); close() restores
- * the terminal.
- */
-export function openInput(interactive: boolean): Interface {
-  return createInterface({
-    input: process.stdin,
-    output: interactive ? process.stdout : undefined,
-    terminal: interactive,
-    prompt: PROMPT,
-  });
+/** The side that reads typed lines; they go to the EditorHooks given when it was opened. */
+export interface ChatInput {
+  /** Stops reading (the sender has a backlog); what is typed waits. */
+  pause(): void;
+  /** Reads again. */
+  resume(): void;
+  /** Stops reading for good; a terminal leaves raw mode. */
+  close(): void;
+}
+
+/** A chat's input and view, opened together: on a terminal they share a row. */
+export interface ChatSides {
+  /** Where typed lines come from. */
+  input: ChatInput;
+  /** Where lines are shown. */
+  view: ClientView;
 }
 
 /**
- * Scripted use: stdout gets exactly the server's lines, so a script can parse
- * them; the client's own notices go to stderr.
+ * Scripted use: every stdin line goes to `hooks.line`, the end of stdin to
+ * `hooks.end`; stdout gets exactly the server's lines, so a script can parse
+ * them, and the client's own notices go to stderr.
  */
-export function plainView(): ClientView {
+export function pipedChat(hooks: EditorHooks): ChatSides {
+  const lines = createInterface({ input: process.stdin, terminal: false });
+  lines.on("line", (line) => hooks.line(line));
+  lines.on("close", () => hooks.end());
   return {
-    incoming: (line) => console.log(line),
-    local: (line) => console.error(line),
-    sent: () => {},
-    stopPrompt: () => {},
+    input: {
+      pause: () => lines.pause(),
+      resume: () => lines.resume(),
+      close: () => lines.close(),
+    },
+    view: {
+      incoming: (line) => console.log(line),
+      local: (line) => console.error(line),
+      sent: () => {},
+      echo: () => {},
+      keep: () => {},
+      stopPrompt: () => {},
+    },
   };
 }
 
@@ -66,50 +88,28 @@ const COLOURS = {
 } as const;
 
 /**
- * A terminal: readline (`rl`, from openInput(true)) owns the prompt line;
- * everything else is printed above it, after which readline redraws the
- * prompt and the half-typed input with the cursor where it was.
+ * A terminal (stdin and stdout both): the line editor owns the bottom row;
+ * every other line is printed above it, timestamped and coloured by kind,
+ * and the half-typed input is redrawn with the cursor where it was.
  */
-export function terminalView(rl: Interface): ClientView {
-  const out = process.stdout;
-  let prompting = true;
-
-  /** Erases the prompt and input, however many rows they wrap to; returns rows above the cursor. */
-  const clearPrompt = (): number => {
-    const rows = prompting ? rl.getCursorPos().rows : 0;
-    readline.moveCursor(out, 0, -rows);
-    readline.cursorTo(out, 0);
-    readline.clearScreenDown(out);
-    return rows;
-  };
-
-  const printAbove = (text: string) => {
-    const rows = clearPrompt();
-    // The extra newlines give readline back the rows it will move up over
-    // (the input's rows above the cursor) before it redraws the prompt.
-    out.write(`${paint("dim", clock())} ${text}\n${"\n".repeat(rows)}`);
-    if (prompting) rl.prompt(true);
-  };
-
+export function terminalChat(hooks: EditorHooks): ChatSides {
+  const editor = openLineEditor(hooks, { prompt: PROMPT });
+  const print = (text: string) => editor.printAbove(`${paint("dim", clock())} ${text}`);
   return {
-    incoming(line) {
-      const kind = classifyLine(line);
-      printAbove(kind === "plain" ? line : paint(COLOURS[kind], line));
-    },
-    local(line) {
-      printAbove(paint(classifyLine(line) === "error" ? COLOURS.error : COLOURS.notice, line));
-    },
-    sent(typed, shown) {
-      // readline has echoed "> typed" and moved to a fresh row: go back up over
-      // the rows that took and put the timestamped line in its place.
-      const rows = Math.floor(displayWidth(PROMPT + typed) / (out.columns || 80)) + 1;
-      readline.moveCursor(out, 0, -rows);
-      printAbove(paint(COLOURS.own, sanitizeText(shown)));
-    },
-    stopPrompt() {
-      if (!prompting) return;
-      clearPrompt();
-      prompting = false;
+    input: editor,
+    view: {
+      incoming(line) {
+        const kind = classifyLine(line);
+        print(kind === "plain" ? line : paint(COLOURS[kind], line));
+      },
+      local(line) {
+        print(paint(classifyLine(line) === "error" ? COLOURS.error : COLOURS.notice, line));
+      },
+      // In place of the typed line, which the editor has already taken off the row.
+      sent: (shown) => print(paint(COLOURS.own, sanitizeText(shown))),
+      echo: (typed) => editor.printAbove(`${PROMPT}${sanitizeText(typed)}`),
+      keep: (typed) => editor.setInput(typed),
+      stopPrompt: () => editor.hidePrompt(),
     },
   };
 }
@@ -118,23 +118,4 @@ export function terminalView(rl: Interface): ClientView {
 export function clock(date: Date = new Date()): string {
   const pad = (n: number) => String(n).padStart(2, "0");
   return `${pad(date.getHours())}:${pad(date.getMinutes())}`;
-}
-
-/**
- * Terminal columns `text` takes, close enough for readline's own wrapping:
- * East Asian wide characters and emoji take two, combining marks none.
- */
-export function displayWidth(text: string): number {
-  let width = 0;
-  for (const char of text) {
-    const code = char.codePointAt(0)!;
-    if (/\p{M}|[\u200b-\u200f\u2060\ufe00-\ufe0f]/u.test(char)) continue;
-    const wide = /\p{Emoji_Presentation}/u.test(char) ||
-      (code >= 0x1100 && code <= 0x115f) || (code >= 0x2e80 && code <= 0xa4cf) ||
-      (code >= 0xac00 && code <= 0xd7a3) || (code >= 0xf900 && code <= 0xfaff) ||
-      (code >= 0xfe30 && code <= 0xfe4f) || (code >= 0xff00 && code <= 0xff60) ||
-      (code >= 0xffe0 && code <= 0xffe6) || (code >= 0x20000 && code <= 0x3fffd);
-    width += wide ? 2 : 1;
-  }
-  return width;
 }

@@ -1,7 +1,8 @@
 /**
  * The chat server's console log: every join, leave and public line, on
  * stdout, time-stamped. On a terminal each line is printed above the
- * operator's prompt; to a pipe or file, lines are written in batches.
+ * operator's input row (the line editor of lib/line_editor.ts, which
+ * chat_client.ts uses too); to a pipe or file, lines are written in batches.
  *
  * Why batches: each write wakes whoever reads the pipe, and at a thousand
  * lines a second a write per event-loop turn kept a third process busy on
@@ -12,8 +13,8 @@
  * @module
  */
 
-import process from "node:process";
 import { paint } from "../utils.ts";
+import type { LineEditor } from "./line_editor.ts";
 import { writeAll } from "./net.ts";
 import { joinLines } from "./slab_encoder.ts";
 
@@ -26,6 +27,8 @@ export interface ConsoleLog {
   log(line: LogLine): void;
   /** Resolves once every logged line has been written. */
   drained(): Promise<void>;
+  /** Ends the console: on a terminal the prompt row is erased and raw mode ends. */
+  close(): void;
 }
 
 const encoder = new TextEncoder();
@@ -37,17 +40,15 @@ const LOG_FLUSH_MS = 50;
 const LOG_FLUSH_BYTES = 64 * 1024;
 
 /**
- * The log on a terminal: each line coloured and printed above the prompt,
- * then `redrawPrompt` puts the prompt and the half-typed line back.
+ * The log on a terminal: each line timestamped, coloured and printed above
+ * the operator's input row, which `editor` then redraws as it was.
  */
-export function terminalLog(redrawPrompt: () => void): ConsoleLog {
+export function terminalLog(editor: Pick<LineEditor, "printAbove" | "close">): ConsoleLog {
   const log = (line: LogLine) => {
     const text = typeof line === "string" ? line : utf8.decode(line.subarray(0, -1));
-    process.stdout.write("\r\x1b[K"); // clear the prompt line, print above it
-    console.log(`${paint("dim", timestamp())} ${colourLine(text)}`);
-    redrawPrompt();
+    editor.printAbove(`${paint("dim", timestamp())} ${colourLine(text)}`);
   };
-  return { log, drained: () => Promise.resolve() };
+  return { log, drained: () => Promise.resolve(), close: () => editor.close() };
 }
 
 /**
@@ -105,7 +106,7 @@ export function pipedLog(): ConsoleLog {
       flushNow?.();
     }
   };
-  return { log, drained: () => writing ?? Promise.resolve() };
+  return { log, drained: () => writing ?? Promise.resolve(), close: () => {} };
 }
 
 function colourLine(line: string): string {

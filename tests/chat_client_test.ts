@@ -1,19 +1,29 @@
 // Tests of chat_client.ts: its lib/ parts directly (line framing and kinds,
-// the view's helpers, the line sender, the silence watch), then the real
-// program against nc -l, ncat --chat, small in-test servers, chat_server.ts,
-// and a real terminal (tmux). Dead-server detection: chat_client_dead_test.ts.
+// the view's helpers, the line editor, the line sender, the silence watch),
+// then the real program against nc -l, ncat --chat, small in-test servers,
+// chat_server.ts, and a real terminal (tmux). Dead-server detection:
+// chat_client_dead_test.ts; the server's console: console_test.ts.
 
 import assert from "node:assert/strict";
 import {
   asOthersSeeIt,
   classifyLine,
   createReceiver,
+  isPasswordPrompt,
   isWelcome,
+  lineLimitFromNotice,
   MAX_LINE_BYTES,
   nickFromNotice,
   TOO_LONG_NOTICE,
 } from "../lib/client_lines.ts";
-import { clock, displayWidth } from "../lib/client_view.ts";
+import { clock } from "../lib/client_view.ts";
+import {
+  displayWidth,
+  type EditorHooks,
+  fitInput,
+  openLineEditor,
+  type TerminalIo,
+} from "../lib/line_editor.ts";
 import { createLineSender } from "../lib/line_sender.ts";
 import { watchSilence } from "../lib/silence_watch.ts";
 import {
@@ -22,7 +32,6 @@ import {
   LineReader,
   readableOf,
   ROOT,
-  run,
   runScript,
   send,
   spawnCommand,
@@ -31,6 +40,7 @@ import {
   stopServer,
   waitForListen,
 } from "./helpers.ts";
+import { openTerminal } from "./tmux.ts";
 
 const encoder = new TextEncoder();
 const chatServerExists = await Deno.stat(`${ROOT}chat_server.ts`).then(() => true, () => false);
@@ -129,6 +139,11 @@ Deno.test("chat_client: line kinds, nick tracking, clock, display width", () => 
   assert.ok(!isWelcome("* you are now alice"));
   assert.equal(clock(new Date(2024, 0, 1, 7, 5)), "07:05");
   assert.equal(displayWidth("> ab你好🙂"), 10);
+  assert.equal(lineLimitFromNotice("* type /help for commands; lines up to 4096 bytes"), 4096);
+  assert.equal(lineLimitFromNotice("<bob> * lines up to 5 bytes"), undefined);
+  assert.equal(lineLimitFromNotice("* type /help for commands"), undefined);
+  assert.ok(isPasswordPrompt("* password required: /pass PASSWORD"));
+  assert.ok(!isPasswordPrompt("<bob> * password required: /pass PASSWORD"));
 });
 
 Deno.test("chat_client: own chat lines and /me actions are shown as the room sees them", () => {
@@ -136,6 +151,189 @@ Deno.test("chat_client: own chat lines and /me actions are shown as the room see
   assert.equal(asOthersSeeIt("/me  waves", "carol"), "* carol waves");
   assert.equal(asOthersSeeIt("/me", "carol"), undefined); // a command: the server answers
   assert.equal(asOthersSeeIt("/who", "carol"), undefined);
+});
+
+// ------------------------------------------------------- the line editor ---
+
+/**
+ * A fake terminal for lib/line_editor.ts: keys go in as chunks (one read
+ * each, at most the editor's buffer), what it writes is kept. row() is what
+ * the input row shows after the last redraw, cursor() where the cursor is.
+ */
+function fakeTerminal(columns = 40) {
+  const pending: (Uint8Array | null)[] = [];
+  let wake: (() => void) | undefined;
+  const written: string[] = [];
+  const rawModes: boolean[] = [];
+  const io: TerminalIo = {
+    async read(buffer) {
+      while (pending.length === 0) await new Promise<void>((resolve) => wake = resolve);
+      const chunk = pending.shift()!;
+      if (chunk === null) return null;
+      if (chunk.length > buffer.length) pending.unshift(chunk.subarray(buffer.length));
+      buffer.set(chunk.subarray(0, buffer.length));
+      return Math.min(chunk.length, buffer.length);
+    },
+    write: (text) => void written.push(text),
+    columns: () => columns,
+    setRaw: (raw) => void rawModes.push(raw),
+    onResize: () => () => {},
+  };
+  const lastDraw = () => {
+    const text = written.findLast((text) => text.includes("\r> "))!;
+    return text.slice(text.lastIndexOf("\r> "));
+  };
+  return {
+    io,
+    written,
+    rawModes,
+    /** Sends `keys` as one read and waits until the editor has handled it. */
+    async keys(keys: string | null) {
+      pending.push(keys === null ? null : encoder.encode(keys));
+      wake?.();
+      await delay(0);
+    },
+    // deno-lint-ignore no-control-regex
+    row: () => /^\r(.*)\x1b\[K/.exec(lastDraw())![1],
+    // deno-lint-ignore no-control-regex
+    cursor: () => Number(/\x1b\[(\d+)C$/.exec(lastDraw())?.[1] ?? 0),
+  };
+}
+
+/** An editor on a fake terminal, recording what it reports. */
+function fakeEditor(columns = 40) {
+  const term = fakeTerminal(columns);
+  const events: string[] = [];
+  const hooks: EditorHooks = {
+    line: (text) => void events.push(`line ${text}`),
+    interrupt: () => void events.push("interrupt"),
+    end: () => void events.push("end"),
+  };
+  const editor = openLineEditor(hooks, { prompt: "> ", io: term.io });
+  return { term, events, editor };
+}
+
+Deno.test("line editor: keys edit the line; Enter hands it over; Ctrl+C and Ctrl+D on an empty line", async () => {
+  const { term, events, editor } = fakeEditor();
+  try {
+    assert.deepEqual(term.rawModes, [true]);
+    await term.keys("abc\x1b[D\x1b[DX\r"); // Left, Left, X
+    await term.keys("hello world\x17there\r"); // Ctrl+W deletes "world"
+    await term.keys("one two\x01\x0bnew\r\n"); // Ctrl+A, Ctrl+K; \r\n is one Enter
+    await term.keys("abcd\x1b[1~\x1b[3~\x1b[4~\x7f\r"); // Home, Delete, End, Backspace
+    await term.keys("xy\x15z\x04\r"); // Ctrl+U; Ctrl+D on a non-empty line deletes forward
+    await term.keys("a\x1b"); // an escape sequence cut between two reads...
+    await term.keys("[Db\r"); // ...is still a Left
+    await term.keys("\x1b"); // the Escape key alone: ignored, the next key is not eaten
+    await term.keys("q\r");
+    await term.keys("tab\there\x07\x1b[200~\x9b!\r"); // a Tab is a space; bell, paste mark, C1 dropped
+    await term.keys("\x1b[A\x1b[A\x1b[A\r"); // Up three times: the third line back
+    await term.keys("你好🙂\x1b[D\x7f\r"); // Left and Backspace take whole characters
+    await term.keys("\x03\x04");
+    assert.deepEqual(events, [
+      "line aXbc",
+      "line hello there",
+      "line new",
+      "line bc",
+      "line z",
+      "line ba",
+      "line q",
+      "line tab here!",
+      "line ba",
+      "line 你🙂",
+      "interrupt",
+      "end",
+    ]);
+    assert.equal(term.row(), "> ");
+  } finally {
+    editor.close();
+  }
+  assert.deepEqual(term.rawModes, [true, false]);
+  assert.equal(term.written.at(-1), "\r\x1b[K"); // the prompt row erased on close
+});
+
+Deno.test("line editor: a line printed above keeps the half-typed input and the cursor", async () => {
+  const { term, editor } = fakeEditor();
+  try {
+    await term.keys("half typed\x1b[D\x1b[D");
+    const before = term.written.length;
+    editor.printAbove("<alice> hi");
+    // One write: clear the row, the line, then the input as it was.
+    assert.deepEqual(term.written.slice(before), [
+      "\r\x1b[K<alice> hi\r\n\r> half typed\x1b[K\r\x1b[10C",
+    ]);
+    editor.setInput("given back");
+    assert.equal(term.row(), "> given back");
+    assert.equal(term.cursor(), 12);
+    editor.hidePrompt();
+    editor.printAbove("after");
+    assert.equal(term.written.at(-1), "\r\x1b[Kafter\r\n"); // no prompt any more
+  } finally {
+    editor.close();
+  }
+});
+
+Deno.test("line editor: a paste of 100,000 characters is one redraw of one row", async () => {
+  const { term, events, editor } = fakeEditor(80);
+  try {
+    const paste = "x".repeat(99_990) + "0123456789";
+    const before = term.written.length;
+    const started = performance.now();
+    await term.keys(paste); // seven reads of 16 KiB: seven redraws
+    const took = performance.now() - started;
+    const draws = term.written.slice(before);
+    assert.ok(draws.length <= 7, `${draws.length} writes`);
+    assert.ok(draws.every((draw) => draw.length < 100), "each redraw is at most one row");
+    assert.match(term.row(), /^> <x+0123456789$/);
+    assert.ok(took < 500, `${took} ms`);
+    // Typing on, one key a read: each key costs one row, however long the line.
+    const typedFrom = term.written.length;
+    for (const char of "abcdefghij") await term.keys(char);
+    assert.ok(term.written.slice(typedFrom).every((draw) => draw.length < 100));
+    await term.keys("\r");
+    assert.deepEqual(events, [`line ${paste}abcdefghij`]);
+  } finally {
+    editor.close();
+  }
+});
+
+Deno.test("line editor: input wider than the row scrolls sideways, wide characters whole", () => {
+  const cells = [..."0123456789abcdefghij"]; // 20 cells in a room of 10 columns
+  // At the end: "<" and the last cells, the cursor on a free column.
+  assert.deepEqual(fitInput(cells, 20, 0, 10), {
+    start: 13,
+    text: "defghij",
+    hiddenBefore: true,
+    hiddenAfter: false,
+    cursorColumn: 8,
+  });
+  // Home: the start, ">" for the rest.
+  assert.deepEqual(fitInput(cells, 0, 13, 10), {
+    start: 0,
+    text: "012345678",
+    hiddenBefore: false,
+    hiddenAfter: true,
+    cursorColumn: 0,
+  });
+  // Moving within the view does not scroll it.
+  assert.equal(fitInput(cells, 5, 3, 10).start, 3);
+  // Short input shows whole, from its start, even after a scroll.
+  assert.deepEqual(fitInput([..."abc"], 1, 2, 10), {
+    start: 0,
+    text: "abc",
+    hiddenBefore: false,
+    hiddenAfter: false,
+    cursorColumn: 1,
+  });
+  // Wide characters take two columns and are never cut in half.
+  const wide = [..."你好世界你好世界你好"];
+  for (let cursor = 0; cursor <= wide.length; cursor++) {
+    const view = fitInput(wide, cursor, 0, 9);
+    const width = (view.hiddenBefore ? 1 : 0) + displayWidth(view.text) +
+      (view.hiddenAfter ? 1 : 0);
+    assert.ok(width <= 9, `cursor ${cursor}: ${JSON.stringify(view)}`);
+    assert.ok(view.cursorColumn <= 7, `cursor ${cursor}: ${JSON.stringify(view)}`);
+  }
 });
 
 /** A fake connection: each write() takes at most `most` bytes; from write `failFrom` on, they fail. */
@@ -268,13 +466,16 @@ Deno.test("chat_client: piped stdin is sent, EOF half-closes, replies after it a
   }
 });
 
-Deno.test("chat_client: --nick sends /nick first; /quit sends /quit and leaves with 0", async () => {
+Deno.test("chat_client: --nick waits for chat_server's welcome, lines typed before it go after it; /quit leaves with 0", async () => {
   const server = listenLocal();
   const client = spawnClient(server.port, ["--nick", "bob"]);
   try {
     const peer = await server.accept();
+    await client.write("hi\n/quit\nnot sent\n"); // a script writes before the welcome comes
+    await delay(300);
+    assert.deepEqual(peer.lines.lines, [], "nothing may go before the welcome");
+    await peer.send("* welcome, you are guest7\n");
     assert.equal(await peer.lines.next(), "/nick bob");
-    await client.write("hi\n/quit\nnot sent\n");
     assert.equal(await peer.lines.next(), "hi");
     assert.equal(await peer.lines.next(), "/quit");
     await peer.lines.end(); // /quit half-closes at once
@@ -282,11 +483,89 @@ Deno.test("chat_client: --nick sends /nick first; /quit sends /quit and leaves w
     peer.conn.close();
     assert.equal((await client.exit()).code, 0);
     assert.deepEqual(peer.lines.lines, ["/nick bob", "hi", "/quit"]);
-    assert.deepEqual(client.stdout.lines, ["* bye"]);
+    assert.deepEqual(client.stdout.lines, ["* welcome, you are guest7", "* bye"]);
     assert.equal(client.stderr.text, ""); // leaving is not "closed by server"
   } finally {
     await server.close();
   }
+});
+
+Deno.test("chat_client: --nick is not sent to a peer that does not greet like chat_server", async () => {
+  const server = listenLocal();
+  try {
+    // A first line that is not the welcome (nc, ncat --chat): said on stderr, not sent.
+    const client = spawnClient(server.port, ["--nick", "bob"]);
+    const peer = await server.accept();
+    await client.write("first\n");
+    await peer.send("<announce> 127.0.0.1 is connected as <user5>.\n");
+    assert.equal(await peer.lines.next(), "first");
+    assert.equal(
+      await client.stderr.next(),
+      "* the server did not greet like chat_server.ts; --nick not sent",
+    );
+    await client.closeStdin(); // EOF: half-close after the held line
+    await peer.lines.end();
+    assert.deepEqual(peer.lines.lines, ["first"]);
+    peer.conn.close();
+    assert.equal((await client.exit()).code, 0);
+
+    // No line at all (nc -l, nobody typing yet): it stops waiting after 2 s.
+    const quiet = spawnClient(server.port, ["--nick", "bob"]);
+    const silentPeer = await server.accept();
+    await quiet.write("waited\n");
+    assert.equal(await silentPeer.lines.next(4000), "waited");
+    assert.equal(quiet.stderr.lines[0], "* no greeting from the server in 2 s; --nick not sent");
+    await quiet.closeStdin();
+    await silentPeer.lines.end();
+    assert.deepEqual(silentPeer.lines.lines, ["waited"]);
+    silentPeer.conn.close();
+    assert.equal((await quiet.exit()).code, 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("chat_client: --nick waits through a password prompt for the welcome; the /pass goes at once", async () => {
+  const server = listenLocal();
+  const client = spawnClient(server.port, ["--nick", "bob"]);
+  try {
+    const peer = await server.accept();
+    await peer.send("* password required: /pass PASSWORD\n");
+    await client.write("/pass sesame\n");
+    assert.equal(await peer.lines.next(1000), "/pass sesame"); // not held for the welcome
+    await peer.send("* welcome, you are guest3\n");
+    assert.equal(await peer.lines.next(), "/nick bob");
+    await client.closeStdin();
+    await peer.lines.end();
+    assert.deepEqual(peer.lines.lines, ["/pass sesame", "/nick bob"]);
+    peer.conn.close();
+    assert.equal((await client.exit()).code, 0);
+    assert.equal(client.stderr.text, "* connection closed by server"); // no "--nick not sent"
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test({
+  name: "chat_client: a line over the limit chat_server's welcome states is not sent",
+  ignore: !chatServerExists,
+  async fn() {
+    const server = await startServer("chat_server.ts", ["--max-line", "10"]);
+    const client = spawnClient(server.port);
+    try {
+      await client.stdout.waitFor("lines up to 10 bytes");
+      await client.write("0123456789\n你好世界\n/who\n"); // 10 bytes, then 12
+      await client.stdout.waitFor("* online");
+      assert.equal(client.stderr.text, "! not sent: 12 bytes, over the server's limit of 10");
+      assert.ok(!client.stdout.text.includes("too long"), client.stdout.text);
+      await client.closeStdin();
+      assert.equal((await client.exit()).code, 0);
+    } finally {
+      client.kill();
+      await client.exit();
+      await stopServer(server);
+    }
+  },
 });
 
 Deno.test("chat_client: SIGINT sends /quit and exits 0, SIGTERM exits 143", async () => {
@@ -295,6 +574,7 @@ Deno.test("chat_client: SIGINT sends /quit and exits 0, SIGTERM exits 143", asyn
     for (const [signal, code] of [["SIGINT", 0], ["SIGTERM", 143]] as const) {
       const client = spawnClient(server.port, ["--nick", "x"]);
       const peer = await server.accept();
+      await peer.send("* welcome, you are guest1\n");
       // /nick goes out after the signal handlers are in place.
       assert.equal(await peer.lines.next(), "/nick x");
       client.kill(signal);
@@ -370,8 +650,9 @@ Deno.test("chat_client: a server that resets the connection: exit 1 with one err
     "c.close()",
   ].join("\n");
   const server = spawnCommand("python3", ["-c", program]);
-  const client = spawnClient(Number(await server.stdout.next()), ["--nick", "z"]);
+  const client = spawnClient(Number(await server.stdout.next()));
   try {
+    await client.write("hello\n");
     assert.equal((await client.exit()).code, 1);
     assert.deepEqual(client.stdout.lines, ["before the reset"]);
     assert.match(client.stderr.text, /^error: connection reset by 127\.0\.0\.1:\d+$/);
@@ -481,54 +762,43 @@ Deno.test({
 
 // -------------------------------------------------------------- terminal ---
 
+/** chat_client.ts on a tmux terminal; the shell then says how it exited. */
+function clientOnTerminal(port: number, args: string[], size: { columns: number; rows: number }) {
+  const command = `'${Deno.execPath()}' run -A '${ROOT}chat_client.ts' --port ${port} ` +
+    `${args.join(" ")}; echo "exit=$?"; sleep 60`;
+  return openTerminal(command, size);
+}
+
 Deno.test("chat_client: on a terminal, a line arrives above the prompt and half-typed input survives", async () => {
   const server = listenLocal();
-  // A private tmux server on its own socket, removed with its directory at the end.
-  const socketDir = await Deno.makeTempDir({ prefix: "chat_client_tmux_" });
-  const tmux = (...args: string[]) => run("tmux", ["-S", `${socketDir}/socket`, ...args]);
-  const pane = async () => (await tmux("capture-pane", "-p", "-t", "chat")).stdout.split("\n");
-  /** Polls the screen until `check` passes; returns the screen's lines. */
-  const waitForPane = async (what: string, check: (rows: string[]) => boolean) => {
-    const deadline = Date.now() + 8000;
-    let rows = await pane();
-    while (!check(rows)) {
-      if (Date.now() > deadline) {
-        throw new Error(`screen never showed ${what}:\n${rows.join("\n")}`);
-      }
-      await delay(50);
-      rows = await pane();
-    }
-    return rows;
-  };
-  const command = `'${Deno.execPath()}' run -A '${ROOT}chat_client.ts' --port ${server.port}; ` +
-    `echo "exit=$?"; sleep 60`;
+  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 10 });
   try {
-    const started = await tmux("new-session", "-d", "-s", "chat", "-x", "80", "-y", "10", command);
-    assert.equal(started.code, 0, started.stderr);
     const peer = await server.accept();
     await peer.send("* welcome, you are carol\n");
-    await waitForPane(
+    await term.waitFor(
       "the welcome",
-      (rows) => rows.some((r) => r.endsWith("* welcome, you are carol")),
+      (r) => r.some((row) => row.endsWith("* welcome, you are carol")),
     );
 
     // Half a line, no Enter; then a message arrives.
     const typed = "half typed 你好";
-    await tmux("send-keys", "-t", "chat", "-l", typed);
-    await waitForPane("the typed text", (rows) => rows.includes(`> ${typed}`));
+    await term.type(typed);
+    await term.waitFor("the typed text", (rows) => rows.includes(`> ${typed}`));
     await peer.send("<alice> hello \x1b[2Jthere\n");
-    const rows = await waitForPane("alice's line", (r) => r.some((row) => row.includes("<alice>")));
+    const rows = await term.waitFor(
+      "alice's line",
+      (r) => r.some((row) => row.includes("<alice>")),
+    );
     const alice = rows.findIndex((row) => /^\d\d:\d\d <alice> hello \\x1b\[2Jthere$/.test(row));
     const prompt = rows.indexOf(`> ${typed}`);
     assert.ok(alice >= 0 && prompt === alice + 1, rows.join("\n"));
     assert.ok(rows.slice(prompt + 1).every((row) => row.trim() === ""), rows.join("\n"));
-    const cursor = await tmux("display-message", "-p", "-t", "chat", "#{cursor_x} #{cursor_y}");
-    assert.equal(cursor.stdout.trim(), `${displayWidth(`> ${typed}`)} ${prompt}`);
+    assert.deepEqual(await term.cursor(), { x: displayWidth(`> ${typed}`), y: prompt });
 
     // Enter sends the whole line; the screen shows it as carol's, timestamped.
-    await tmux("send-keys", "-t", "chat", "Enter");
+    await term.press("Enter");
     assert.equal(await peer.lines.next(), typed);
-    const after = await waitForPane(
+    const after = await term.waitFor(
       "the own line",
       (r) => r.some((row) => row.includes("<carol>")),
     );
@@ -539,20 +809,150 @@ Deno.test("chat_client: on a terminal, a line arrives above the prompt and half-
     assert.ok(!after.includes(`> ${typed}`), after.join("\n"));
 
     // /me is not echoed by the server either: shown as the room sees it.
-    await tmux("send-keys", "-t", "chat", "-l", "/me waves");
-    await tmux("send-keys", "-t", "chat", "Enter");
+    await term.type("/me waves");
+    await term.press("Enter");
     assert.equal(await peer.lines.next(), "/me waves");
-    await waitForPane("the action", (r) => r.some((row) => /^\d\d:\d\d \* carol waves$/.test(row)));
+    await term.waitFor(
+      "the action",
+      (r) => r.some((row) => /^\d\d:\d\d \* carol waves$/.test(row)),
+    );
 
     // Ctrl+D on the empty prompt leaves: /quit, half-close, exit 0.
-    await tmux("send-keys", "-t", "chat", "C-d");
+    await term.press("C-d");
     assert.equal(await peer.lines.next(), "/quit");
     await peer.lines.end();
     peer.conn.close();
-    await waitForPane("exit=0", (r) => r.includes("exit=0"));
+    await term.waitFor("exit=0", (r) => r.includes("exit=0"));
   } finally {
-    await tmux("kill-server");
-    await Deno.remove(socketDir, { recursive: true });
+    await term.close();
+    await server.close();
+  }
+});
+
+Deno.test("chat_client: on a terminal, a 5,000-character paste shows at once in one row; over the limit it stays in the input", async () => {
+  const server = listenLocal();
+  const term = await clientOnTerminal(server.port, ["--nick", "bob"], { columns: 100, rows: 12 });
+  try {
+    const peer = await server.accept();
+    await peer.send("* welcome, you are carol\n");
+    assert.equal(await peer.lines.next(), "/nick bob");
+    await peer.send("* online (1): carol\n* type /help for commands; lines up to 4096 bytes\n");
+    await peer.send("! nick 'bob' is taken\n"); // the client stays carol
+    await term.waitFor("the refused nick", (rows) => rows.some((r) => r.endsWith("is taken")));
+
+    // node:readline took 8.7 s here: it redrew the whole input for every character.
+    const paste = "x".repeat(4990) + "0123456789"; // 5,000 bytes
+    const started = Date.now();
+    await term.type(paste);
+    const rows = await term.waitFor(
+      "the paste's end",
+      (r) => r.some((row) => row.endsWith("6789")),
+    );
+    const took = Date.now() - started;
+    assert.ok(took < 1000, `the paste took ${took} ms to show`);
+    const prompt = rows.findIndex((row) => row.endsWith("0123456789"));
+    assert.match(rows[prompt], /^> <x+0123456789$/); // one row, scrolled: "<" marks hidden text
+    assert.ok(rows.slice(prompt + 1).every((row) => row === ""), rows.join("\n"));
+
+    // Over the server's limit: not sent, said why, still there to edit.
+    await term.press("Enter");
+    const refused = await term.waitFor(
+      "the refusal",
+      (r) => r.some((row) => row.includes("not sent")),
+    );
+    assert.ok(
+      refused.some((row) =>
+        /^\d\d:\d\d ! not sent: 5000 bytes, over the server's limit of 4096; it is still in the input$/
+          .test(row)
+      ),
+      refused.join("\n"),
+    );
+    assert.match(refused.findLast((row) => row !== "")!, /^> <x+0123456789$/);
+    // No stale copy of the input anywhere, scrollback included.
+    const history = await term.screen(true);
+    assert.equal(history.filter((row) => row.includes("xxxxxxxxxx")).length, 1, history.join("\n"));
+
+    // Shortened, it goes; shown under the nick the server gave, not the refused one.
+    await term.press("C-u");
+    await term.type("hi");
+    await term.press("Enter");
+    assert.equal(await peer.lines.next(), "hi");
+    await term.waitFor("the own line", (r) => r.some((row) => /^\d\d:\d\d <carol> hi$/.test(row)));
+    assert.ok(!peer.lines.lines.some((line) => line.includes("xxxxx")), "the long line was sent");
+
+    // Ctrl+C leaves: /quit, exit 0, the shell's line starts clean.
+    await term.press("C-c");
+    assert.equal(await peer.lines.next(), "/quit");
+    await peer.lines.end();
+    peer.conn.close();
+    await term.waitFor("exit=0", (r) => r.includes("exit=0"));
+  } finally {
+    await term.close();
+    await server.close();
+  }
+});
+
+Deno.test("chat_client: on a narrow terminal, wide characters scroll in one row, never cut", async () => {
+  const server = listenLocal();
+  const term = await clientOnTerminal(server.port, [], { columns: 20, rows: 6 });
+  try {
+    const peer = await server.accept();
+    await peer.send("* hi\n");
+    await term.waitFor("the first line", (rows) => rows.some((row) => row.endsWith("* hi")));
+    await term.type("你好世界".repeat(5) + "🙂"); // 42 columns into 17
+    let rows = await term.waitFor("the end", (r) => r.some((row) => row.endsWith("🙂")));
+    let row = rows.find((r) => r.endsWith("🙂"))!;
+    assert.match(row, /^> <[你好世界]+🙂$/);
+    assert.ok(displayWidth(row) <= 19, row);
+    let cursor = await term.cursor();
+    assert.equal(cursor.x, displayWidth(row));
+    assert.equal(rows[cursor.y], row);
+    await term.press("Home");
+    rows = await term.waitFor("the start", (r) => r.some((row) => row.startsWith("> 你好")));
+    row = rows.find((r) => r.startsWith("> 你好"))!;
+    assert.match(row, /^> [你好世界]+>$/);
+    assert.ok(displayWidth(row) <= 19, row);
+    cursor = await term.cursor();
+    assert.equal(cursor.x, 2);
+    await term.press("Enter");
+    assert.equal(await peer.lines.next(), "你好世界".repeat(5) + "🙂");
+    await term.press("C-d");
+    assert.equal(await peer.lines.next(), "/quit");
+    peer.conn.close();
+    await term.waitFor("exit=0", (r) => r.includes("exit=0"));
+  } finally {
+    await term.close();
+    await server.close();
+  }
+});
+
+Deno.test("chat_client: a narrower window gets the input row redrawn to fit, no stale copy", async () => {
+  const server = listenLocal();
+  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 8 });
+  try {
+    const peer = await server.accept();
+    await peer.send("* hi\n");
+    await term.waitFor("the first line", (rows) => rows.some((row) => row.endsWith("* hi")));
+    const typed = "a".repeat(60) + "END";
+    await term.type(typed);
+    await term.waitFor("the input", (rows) => rows.includes(`> ${typed}`));
+    await term.resize(40, 8);
+    const rows = await term.waitFor(
+      "the redrawn row",
+      (r) => r.some((row) => row.startsWith("> <")),
+    );
+    const copies = rows.filter((row) => row.includes("aaaaaaaaaa"));
+    assert.equal(copies.length, 1, rows.join("\n"));
+    assert.match(copies[0], /^> <a+END$/);
+    assert.ok(copies[0].length <= 39, copies[0]);
+    await term.press("Enter");
+    assert.equal(await peer.lines.next(), typed);
+    await term.press("C-d");
+    assert.equal(await peer.lines.next(), "/quit");
+    peer.conn.close();
+    await term.waitFor("exit=0", (r) => r.includes("exit=0"));
+  } finally {
+    await term.close();
     await server.close();
   }
 });

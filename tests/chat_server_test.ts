@@ -286,8 +286,10 @@ Deno.test("chat: --idle-timeout closes silent clients", async () => {
   await closeAll(server, a, b);
 });
 
+// The floods below run with flood control off (--max-rate 0): they are about
+// slow readers; flood control has its own test at the end.
 Deno.test("chat: a reader that stops reading is dropped; the others get all 20 MB", async () => {
-  const server = await startServer("chat_server.ts", ["--max-queue", "1048576"]);
+  const server = await startServer("chat_server.ts", ["--max-rate", "0", "--max-queue", "1048576"]);
   const sender = await joinAs(server, "sender");
   const reader = await joinAs(server, "reader");
   const slow = await Deno.connect({ port: server.port }); // never reads
@@ -326,7 +328,7 @@ Deno.test("chat: a reader that stops reading is dropped; the others get all 20 M
 // for it (TCP slows the sender) as long as it took something in the last
 // 100 ms, while one that stopped for good is dropped as before.
 Deno.test("chat: a reader that pauses during a flood is waited for; one that stopped is dropped", async () => {
-  const server = await startServer("chat_server.ts", ["--max-queue", "65536"]);
+  const server = await startServer("chat_server.ts", ["--max-rate", "0", "--max-queue", "65536"]);
   const sender = await joinAs(server, "sender");
   const behind = await Deno.connect({ port: server.port }); // reads, with pauses
   const stuck = await Deno.connect({ port: server.port }); // never reads
@@ -372,7 +374,12 @@ Deno.test("chat: a reader far behind gets its queued lines intact while the room
   // as long as it likes while the room goes on encoding other lines (private
   // ones here, which it must never see): what it reads at last is what was
   // queued for it.
-  const server = await startServer("chat_server.ts", ["--max-queue", String(64 * 1024 * 1024)]);
+  const server = await startServer("chat_server.ts", [
+    "--max-rate",
+    "0",
+    "--max-queue",
+    String(64 * 1024 * 1024),
+  ]);
   const alice = await joinAs(server, "alice");
   const bob = await Deno.connect({ port: server.port }); // reads and counts alice's private lines
   const behind = await Deno.connect({ port: server.port }); // reads only at the end
@@ -513,7 +520,7 @@ Deno.test("chat: in a room of over 1,000, a batch names ten joins and counts the
 
 Deno.test("chat: a console log nobody reads costs at most 1 MiB and never stalls the room", async () => {
   const child = new Deno.Command(Deno.execPath(), {
-    args: ["run", "-A", `${ROOT}chat_server.ts`, "--port", "0"],
+    args: ["run", "-A", `${ROOT}chat_server.ts`, "--port", "0", "--max-rate", "0"],
     stdin: "null",
     stdout: "piped",
     stderr: "piped",
@@ -674,4 +681,90 @@ Deno.test("chat: --motd: its lines come with the welcome, before the history, ea
     missing.stderr,
     /^error: --motd \/no\/such\/motd: cannot read it \(no such file\)\n/,
   );
+});
+
+Deno.test("chat: --password-file: nothing but the prompt until /pass; 3 wrong ones close", async () => {
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, "open sesame 芝麻\nignored second line\n");
+    const server = await startServer("chat_server.ts", ["--password-file", file]);
+    const member = await connectClient(server.port);
+    assert.equal(await member.lines.next(), "* password required: /pass PASSWORD");
+    await member.send("/pass open sesame 芝麻\n");
+    assert.equal(await member.lines.next(), "* welcome, you are guest1");
+    await member.lines.waitFor("* type /help");
+    await member.send("/nick alice\n");
+    await member.lines.waitFor("* you are now alice");
+
+    const stranger = await connectClient(server.port);
+    assert.equal(await stranger.lines.next(), "* password required: /pass PASSWORD");
+    await stranger.send("hello?\n/who\n/pass wrong\n");
+    assert.equal(await stranger.lines.next(), "* password required: /pass PASSWORD");
+    assert.equal(await stranger.lines.next(), "* password required: /pass PASSWORD");
+    assert.equal(await stranger.lines.next(), "! wrong password");
+    await member.send("/ping fence\n");
+    await member.lines.waitFor("* pong fence");
+    await stranger.send("/pass Open Sesame 芝麻\n/pass\n");
+    assert.equal(await stranger.lines.next(), "! wrong password");
+    assert.equal(await stranger.lines.next(), "! wrong password", "the third too");
+    await stranger.lines.end(); // then closed
+    assert.deepEqual(stranger.lines.lines.filter((l) => !l.startsWith("* password")), [
+      "! wrong password",
+      "! wrong password",
+      "! wrong password",
+    ]);
+    await member.send("/ping after\n");
+    await member.lines.waitFor("* pong after");
+    assert.ok(!member.lines.text.includes("hello?"), "a stranger's lines are not relayed");
+    assert.ok(!member.lines.text.includes("joined"), "nor is it announced");
+    await closeAll(server, member, stranger);
+    assert.ok(!server.stdout.text.includes("sesame"), "the password is never logged");
+    assert.match(server.stdout.text, /gave a wrong password 3 times; disconnected/);
+  } finally {
+    await Deno.remove(file);
+  }
+});
+
+Deno.test("chat: --password-file: an empty or missing file is a usage error", async () => {
+  const empty = await Deno.makeTempFile();
+  try {
+    const [missing, blank] = await Promise.all([
+      runScript("chat_server.ts", ["--password-file", "/no/such/file"]),
+      runScript("chat_server.ts", ["--password-file", empty]),
+    ]);
+    assert.equal(missing.code, 2);
+    assert.match(missing.stderr, /^error: --password-file \/no\/such\/file: cannot read it/);
+    assert.equal(blank.code, 2);
+    assert.match(blank.stderr, /^error: --password-file .*: its first line is empty/);
+  } finally {
+    await Deno.remove(empty);
+  }
+});
+
+Deno.test("chat: --max-rate: a flooder is slowed, told once, loses nothing; the room stays quick", async () => {
+  const server = await startServer("chat_server.ts", ["--max-rate", "20"]);
+  const flooder = await joinAs(server, "flooder");
+  const other = await joinAs(server, "other");
+  const reader = await joinAs(server, "reader");
+  const started = Date.now();
+  // 40 go at once (the burst), the next 20 at 20 a second: about a second.
+  await flooder.send(Array.from({ length: 60 }, (_, i) => `flood ${i}\n`).join(""));
+  await reader.lines.waitFor("<flooder> flood 45");
+  const asked = Date.now();
+  await other.send("still here\n");
+  assert.equal(await reader.lines.waitFor("<other>"), "<other> still here");
+  assert.ok(Date.now() - asked < 300, "another client's line is not held behind the flood");
+  await reader.lines.waitFor("<flooder> flood 59");
+  const took = Date.now() - started;
+  assert.ok(took >= 800, `60 lines at 20 a second (burst 40) took ${took} ms`);
+  const flood = reader.lines.lines.filter((l) => l.startsWith("<flooder>"));
+  assert.deepEqual(flood, Array.from({ length: 60 }, (_, i) => `<flooder> flood ${i}`));
+  await flooder.send("/ping done\n");
+  await flooder.lines.waitFor("* pong done");
+  assert.deepEqual(
+    flooder.lines.lines.filter((l) => l.startsWith("!")),
+    ["! slow down: at most 20 lines a second"],
+    "told once",
+  );
+  await closeAll(server, flooder, other, reader);
 });

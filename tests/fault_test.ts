@@ -249,8 +249,10 @@ Deno.test("fault proxy: reset is a RST, half-close a FIN, a black hole forwards 
 
 // ---------------------------------------------------- chat under faults ---
 
+// The chat servers here run with flood control off (--max-rate 0): these tests are about
+// faults on the wire, and some push lines faster than a person types.
 Deno.test("fault chat: a client reset mid-line is removed; the others lose nothing", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port);
   const a = await joinAs(server.port, "alice");
   const b = await joinAs(server.port, "bob");
@@ -284,7 +286,7 @@ Deno.test("fault chat: a client reset mid-line is removed; the others lose nothi
 // 9 probes 75 s apart), which Deno cannot change per socket: ~2 h 11 min.
 
 Deno.test("fault chat: a black-holed client is removed by --idle-timeout 2; others lose nothing", async () => {
-  const server = await startServer("chat_server.ts", ["--idle-timeout", "2"]);
+  const server = await startServer("chat_server.ts", ["--max-rate", "0", "--idle-timeout", "2"]);
   const proxy = FaultProxy.start(server.port);
   const a = await joinAs(server.port, "alice");
   const b = await joinAs(server.port, "bob");
@@ -304,7 +306,7 @@ Deno.test("fault chat: a black-holed client is removed by --idle-timeout 2; othe
 });
 
 Deno.test("fault chat: a black-holed client is dropped by --max-queue when others chat", async () => {
-  const server = await startServer("chat_server.ts", ["--max-queue", "65536"]);
+  const server = await startServer("chat_server.ts", ["--max-rate", "0", "--max-queue", "65536"]);
   const proxy = FaultProxy.start(server.port);
   const sender = await joinAs(server.port, "sender");
   const reader = await joinAs(server.port, "reader");
@@ -344,7 +346,7 @@ Deno.test("fault chat: a black-holed client is dropped by --max-queue when other
 });
 
 Deno.test("fault chat: trickled, delayed and split clients' lines arrive whole and in order", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const texts = ["你好，世界", "emoji 👩‍💻🎉 ok", "mixed é ß Ж 测试 😀", "plain ascii"];
   const wire = encoder.encode(texts.map((t) => `${t}\n`).join(""));
   // Offsets inside every multi-byte character of the lines, after the nick command.
@@ -385,7 +387,7 @@ Deno.test("fault chat: trickled, delayed and split clients' lines arrive whole a
 });
 
 Deno.test("fault chat: a half-closed client gets its answers, then leaves; nothing lost", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port);
   const a = await joinAs(server.port, "alice");
   const b = await joinAs(server.port, "bob");
@@ -408,7 +410,7 @@ Deno.test("fault chat: a half-closed client gets its answers, then leaves; nothi
 // ------------------------------------------------ chat_client.ts, faulted ---
 
 Deno.test("fault chat_client: a trickled, split stream from the server prints whole lines", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port, {
     faults: () => ({ down: { trickle: true, splitAt: [1, 2, 3, 200, 201, 202] } }),
   });
@@ -440,7 +442,7 @@ Deno.test("fault chat_client: a trickled, split stream from the server prints wh
 });
 
 Deno.test("fault chat_client: a reset from the server ends it with a report, not a hang", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port);
   const client = spawnScript("chat_client.ts", ["--port", String(proxy.port)], { stdin: "piped" });
   try {
@@ -463,7 +465,7 @@ Deno.test("fault chat_client: a reset from the server ends it with a report, not
 // gives up after SECS s without a byte: "error: no answer from ...", exit 1.
 // (TCP keep-alive would take ~2 h 11 min with the kernel's defaults.)
 Deno.test("fault chat_client: a black-holed server is reported within --timeout", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port);
   const client = spawnScript("chat_client.ts", ["--port", String(proxy.port), "--timeout", "2"], {
     stdin: "piped",
@@ -486,7 +488,7 @@ Deno.test("fault chat_client: a black-holed server is reported within --timeout"
 });
 
 Deno.test("fault chat_client: a quiet server behind 400 ms of latency is not declared dead", async () => {
-  const server = await startServer("chat_server.ts");
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
   const proxy = FaultProxy.start(server.port, {
     faults: () => ({ up: { delayMs: 200 }, down: { delayMs: 200 } }),
   });

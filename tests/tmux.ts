@@ -15,6 +15,8 @@ export interface Terminal {
   waitFor(what: string, check: (rows: string[]) => boolean, timeoutMs?: number): Promise<string[]>;
   /** The cursor's column and row. */
   cursor(): Promise<{ x: number; y: number }>;
+  /** Resizes the window, as a user dragging its corner (the program gets SIGWINCH). */
+  resize(columns: number, rows: number): Promise<void>;
   /** Kills the session and removes its socket. */
   close(): Promise<void>;
 }
@@ -67,6 +69,8 @@ export async function openTerminal(
         .trim().split(" ").map(Number);
       return { x, y };
     },
+    resize: async (columns, rows) =>
+      void await tmux("resize-window", "-t", "t", "-x", String(columns), "-y", String(rows)),
     async close() {
       await run("tmux", ["-S", `${socketDir}/socket`, "kill-server"]);
       await Deno.remove(socketDir, { recursive: true });

@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run --allow-net
 // client.ts: the notes' section "TCP 客户端" (a one-shot TCP client).
 //
 //   deno run -A client.ts [--host H] [--port P] [--message TEXT] [--size N] [--explain]

@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run --allow-net
 // reuse_server.ts: the notes' section "解决2MSL延时问题" (a server that can be
 // restarted at once on the same port).
 //
@@ -223,7 +224,7 @@ async function describeClose(
   local: Deno.NetAddr,
   remote: Deno.NetAddr,
 ): Promise<string> {
-  if (Deno.build.os !== "linux") return `closed ${peer}`;
+  if (Deno.build.os !== "linux" || !mayReadProc()) return `closed ${peer}`;
   const state = await readTcpSockets().then(
     (sockets) => connectionState(sockets, local, remote),
     () => undefined, // /proc unreadable (not run with -A): say no more than we know
@@ -232,6 +233,15 @@ async function describeClose(
   return ["FIN_WAIT_1", "FIN_WAIT_2", "TIME_WAIT", "CLOSING"].includes(state)
     ? `closed ${peer} first (kernel: ${state}): this side ends in TIME_WAIT`
     : `closed ${peer}, which had closed first (kernel: ${state}): the TIME_WAIT is on its side`;
+}
+
+/**
+ * Whether /proc may be read without asking. Deno reads /proc only with all
+ * access (-A); without it, reading would raise a permission prompt on a
+ * terminal between two clients, so the kernel's verdict is left out quietly.
+ */
+function mayReadProc(): boolean {
+  return Deno.permissions.querySync({ name: "read", path: "/proc/net/tcp" }).state === "granted";
 }
 
 if (import.meta.main) runMain(() => main(Deno.args), USAGE);

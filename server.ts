@@ -1,3 +1,4 @@
+#!/usr/bin/env -S deno run --allow-net
 // server.ts: the notes' section "TCP服务器" (a one-shot TCP server).
 //
 //   deno run -A server.ts [--host H] [--port P] [--reply TEXT] [--size N] [--explain]

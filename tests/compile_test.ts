@@ -1,6 +1,7 @@
-// Tests of tools/compile.ts (the `compile` task): its argument handling and
-// error lines, and, when deno compile can get its runtime, a real server
-// binary that listens and answers like `deno run -A server.ts`.
+// Tests of tools/compile.ts (the `compile` task): its argument handling,
+// error lines and the permissions baked into each binary, and, when deno
+// compile can get its runtime, a real server binary that listens and answers
+// like `deno run -N server.ts`.
 //
 // deno compile downloads Deno's runtime (denort) the first time and fails
 // without network access. Whether that works here is only known by trying,
@@ -13,9 +14,11 @@ import assert from "node:assert/strict";
 import { join } from "node:path";
 import {
   chooseScripts,
+  compileFlags,
   explainCompileError,
   outputPath,
   parseCompileArgs,
+  PERMISSIONS,
   ROOT as TOOL_ROOT,
   RUNTIME_DOWNLOAD_ERROR,
   SCRIPTS,
@@ -169,6 +172,26 @@ Deno.test("compile: chooseScripts picks existing scripts, in order, or the named
   });
   assert.throws(() => chooseScripts([], () => false), /none of server\.ts, client\.ts/);
   assert.equal(SCRIPTS.length, 6);
+});
+
+Deno.test("compile: each binary has its script's narrow permissions baked in, not -A", () => {
+  // A binary cannot be given permissions when it runs: it needs, baked in, all
+  // its script's features need, and no more.
+  const net = ["--allow-net"];
+  assert.deepEqual(compileFlags("server.ts"), net);
+  assert.deepEqual(compileFlags("client.ts"), net);
+  assert.deepEqual(compileFlags("chat_client.ts"), net);
+  // --redis imports lib/cluster.ts, named so that it is in the binary.
+  assert.deepEqual(compileFlags("chat_server.ts"), [
+    ...net,
+    "--allow-read",
+    "--include",
+    "lib/cluster.ts",
+  ]);
+  // Deno reads /proc only with all access.
+  assert.deepEqual(compileFlags("states.ts"), ["--allow-all"]);
+  assert.deepEqual(compileFlags("reuse_server.ts"), ["--allow-all"]);
+  assert.deepEqual(Object.keys(PERMISSIONS), [...SCRIPTS]);
 });
 
 Deno.test("compile: parseCompileArgs defaults to dist/ in the project", () => {

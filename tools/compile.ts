@@ -7,8 +7,10 @@
 //
 // For each top-level script that exists (server.ts, client.ts, states.ts,
 // reuse_server.ts, chat_server.ts, chat_client.ts) it runs
-// `deno compile -A --output DIR/NAME SCRIPT`, type-checking as `deno check`
-// does, and prints one line per binary. The first compile downloads Deno's
+// `deno compile PERMISSIONS --output DIR/NAME SCRIPT`, type-checking as
+// `deno check` does, and prints one line per binary. A binary cannot be given
+// permissions when it is run, so each gets, baked in, what its script needs
+// (PERMISSIONS below), not -A. The first compile downloads Deno's
 // runtime (denort) and caches it; without network access that fails, and
 // this says so in one line instead of deno's backtrace.
 
@@ -32,7 +34,10 @@ export const ROOT = fileURLToPath(new URL("../", import.meta.url));
 export const USAGE = `usage: deno run -A tools/compile.ts [--out-dir DIR] [SCRIPT ...]
 
 Compiles the project's scripts into standalone binaries with
-"deno compile -A --output DIR/NAME SCRIPT": dist/server, dist/client, ...
+"deno compile PERMISSIONS --output DIR/NAME SCRIPT": dist/server, dist/client, ...
+Each binary has its script's permissions baked in, not -A: --allow-net
+(chat_server --allow-read too: it reads --motd and the like); states and
+reuse_server -A (Deno reads /proc only with all access).
 
 arguments:
   SCRIPT          only these scripts (e.g. server.ts or server); default: every one
@@ -118,6 +123,25 @@ export function outputPath(outDir: string, script: string): string {
 }
 
 /**
+ * The permissions baked into each binary: all its script needs for every
+ * feature, since a binary cannot be given more when it runs: --allow-net
+ * (without --allow-env a terminal gets no colours, and is never asked).
+ * states.ts and reuse_server.ts read /proc, which Deno allows only with all
+ * access (reuse_server --demo also calls libc through FFI). chat_server.ts
+ * reads files it is given (--motd FILE, --password-file FILE), and --redis
+ * imports lib/cluster.ts by a specifier built at run time, which needs read
+ * access too; none of those paths is known when the binary is built.
+ */
+export const PERMISSIONS: Record<(typeof SCRIPTS)[number], string[]> = {
+  "server.ts": ["--allow-net"],
+  "client.ts": ["--allow-net"],
+  "states.ts": ["--allow-all"],
+  "reuse_server.ts": ["--allow-all"],
+  "chat_server.ts": ["--allow-net", "--allow-read"],
+  "chat_client.ts": ["--allow-net"],
+};
+
+/**
  * Modules a script loads through a specifier `deno compile` cannot see
  * (chat_server.ts loads its Redis link that way, so that a first run without
  * --redis downloads nothing): they must be named to be in the binary.
@@ -126,11 +150,17 @@ const INCLUDES: Record<string, string[]> = {
   "chat_server.ts": ["--include", "lib/cluster.ts"],
 };
 
+/** The flags `deno compile` gets for a script: its permissions and includes. */
+export function compileFlags(script: string): string[] {
+  const permissions = PERMISSIONS[script as (typeof SCRIPTS)[number]] ?? [];
+  return [...permissions, ...INCLUDES[script] ?? []];
+}
+
 /** Runs `deno compile` for one script; Failure with a one-line reason if it fails. */
 export async function compileScript(script: string, outDir: string): Promise<string> {
   const output = outputPath(outDir, script);
   const result = await new Deno.Command(Deno.execPath(), {
-    args: ["compile", "-A", ...INCLUDES[script] ?? [], "--output", output, script],
+    args: ["compile", ...compileFlags(script), "--output", output, script],
     cwd: ROOT, // so deno.json is the project's
     stdin: "null",
     stdout: "piped",

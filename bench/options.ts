@@ -10,8 +10,9 @@ export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/
 
   --quick              1 run each, smaller sizes (about 5 minutes)
   --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
-                       startup, paced-1000, paced-100, flood-5000, idle, slow-reader,
-                       cluster (skipped when redis-server is missing)
+                       startup, paced-1000, paced-100, flood-5000, flood-limited, idle,
+                       slow-reader, cluster (skipped when redis-server is missing);
+                       chat_server runs with --max-rate 0 but in flood-limited
   --runs N             runs per server per scenario (default 3; --quick: 1)
   --server WHICH       chat, ncat or both (default both)
   --json FILE          also write every raw figure as JSON to FILE

@@ -33,3 +33,32 @@ export function flood5000(ctx: Context): Scenario {
       }),
   };
 }
+
+/**
+ * flood-limited: flood-5000's traffic through chat_server with its default
+ * flood control (--max-rate 20): what that costs a flood. Shown, not judged,
+ * and chat_server only (ncat has no flood control).
+ */
+export function floodLimited(ctx: Context): Scenario {
+  const clients = ctx.options.quick ? 2000 : 5000;
+  const lines = ctx.options.quick ? 100 : 200;
+  const senders = 10;
+  return {
+    name: "flood-limited",
+    title: `flood-limited: flood-5000's ${senders} senders x ${lines} lines to ` +
+      `${fmt.count(clients)} clients, with chat_server's default --max-rate 20 (20 lines/s ` +
+      `per sender after a burst of 40), at most 60 s`,
+    servers: ctx.options.servers.filter((server) => server === "chat"),
+    runs: ctx.options.runs,
+    rows: trafficRows({}),
+    run: (server, index) =>
+      trafficRun(ctx, server, index, {
+        clients,
+        workers: 2,
+        spec: floodTraffic(senders, lines, 60_000),
+        readBuffer: 16 * 1024,
+        connectTimeoutMs: 180_000,
+        floodControl: true,
+      }),
+  };
+}

@@ -5,7 +5,7 @@
 
 import { type Context, type Scenario } from "../scenario.ts";
 import { clusterScenario } from "./cluster.ts";
-import { flood5000 } from "./flood.ts";
+import { flood5000, floodLimited } from "./flood.ts";
 import { idleScenario } from "./idle.ts";
 import { paced100, paced1000 } from "./paced.ts";
 import { slowReaderScenario } from "./slow_reader.ts";
@@ -16,6 +16,7 @@ const SCENARIOS: Record<string, (ctx: Context) => Scenario> = {
   "paced-1000": paced1000,
   "paced-100": paced100,
   "flood-5000": flood5000,
+  "flood-limited": floodLimited,
   "idle": idleScenario,
   "slow-reader": slowReaderScenario,
   "cluster": clusterScenario,

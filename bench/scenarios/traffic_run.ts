@@ -14,6 +14,8 @@ import { shortfall, trafficMetrics } from "./traffic.ts";
 
 export interface TrafficScenarioConfig extends ClientSetup {
   spec: TrafficSpec;
+  /** Run chat_server with its default flood control (see servers/chat.ts). */
+  floodControl?: boolean;
   /** paced-100: the pinned repeat, and after chat_server's run the floor relay run. */
   latencyChecks?: boolean;
 }
@@ -25,7 +27,7 @@ export async function trafficRun(
   config: TrafficScenarioConfig,
 ): Promise<RunRecord> {
   const record = newRecord(server, index);
-  const room = await startServer(server, ctx.chat);
+  const room = await startServer(server, { ...ctx.chat, floodControl: config.floodControl });
   let group: LoadGroup | undefined;
   try {
     group = await LoadGroup.start(ctx.workers(config.workers));

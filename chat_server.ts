@@ -102,7 +102,8 @@ options:
 
 client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /away [REASON], /back,
                  /ping, /help, /quit
-console commands: /who [-v], /kick NAME, /quit; any other line is sent as <server>
+console commands: /who [-v], /kick NAME, /ban NAME, /unban ADDRESS, /bans, /mute NAME,
+                  /unmute NAME, /quit; any other line is sent as <server>
 
 The first line printed is "listening on HOST:PORT" with the real port.
 Ctrl+C, SIGTERM or /quit tell every client "* server shutting down" and exit 0.
@@ -206,7 +207,9 @@ async function acceptLoop(room: Room, listener: Deno.TcpListener, rules: Rules):
     if (room.closing) {
       closeQuietly(conn);
     } else if (room.members.size >= rules.maxClients) {
-      turnAway(conn);
+      turnAway(conn, "! server full, try again later");
+    } else if (room.isBanned(conn.remoteAddr.hostname)) {
+      turnAway(conn, "! you are banned");
     } else {
       readLoop(room, conn, rules);
     }
@@ -223,9 +226,9 @@ interface Rules {
   password?: string;
 }
 
-/** Past --max-clients the newcomer is told why, not silently dropped. */
-function turnAway(conn: Deno.TcpConn): void {
-  tell(conn, "! server full, try again later").finally(() => closeQuietly(conn));
+/** A newcomer refused (server full, banned) is told why, not silently dropped. */
+function turnAway(conn: Deno.TcpConn, why: string): void {
+  tell(conn, why).finally(() => closeQuietly(conn));
 }
 
 /** One line to a client that is not (yet) in the room: written whole, or lost with it. */
@@ -414,15 +417,48 @@ function operatorCommand(room: Room, raw: string, stop: () => void): void {
     case "/quit":
       return stop();
     case "/kick":
-      if (room.kick(rest)) return;
-      if (room.cluster?.findRemote(rest)) return room.cluster.publish({ type: "kick", nick: rest });
-      return room.log(`! no one called '${rest}' is online`);
+      if (!room.kickAnywhere(rest)) room.log(`! no one called '${rest}' is online`);
+      return;
+    case "/ban":
+    case "/unban":
+    case "/bans":
+    case "/mute":
+    case "/unmute":
+      return room.log(moderate(room, command, rest));
     case "/help":
-      return room.log("* console: /who [-v], /kick NAME, /quit; any other line goes to everyone");
+      return room.log(
+        "* console: /who [-v], /kick NAME, /ban NAME, /unban ADDRESS, /bans, /mute NAME, " +
+          "/unmute NAME, /quit; any other line goes to everyone",
+      );
     default:
       if (line.startsWith("/")) return room.log(`! unknown console command ${command}; try /help`);
       room.sayAsOperator(line);
   }
+}
+
+/**
+ * The operator's moderation commands; the answer for the console. Bans are
+ * by address (on loopback or behind one NAT that is everyone there), and
+ * bans and mutes hold on this server only.
+ */
+function moderate(room: Room, command: string, name: string): string {
+  if (command === "/bans") {
+    const bans = room.bans();
+    return bans.length ? `* banned (${bans.length}): ${bans.join(", ")}` : "* no one is banned";
+  }
+  if (!name) return `! usage: ${command} ${command === "/unban" ? "ADDRESS" : "NAME"}`;
+  if (command === "/unban") {
+    return room.unban(name) ? `* unbanned ${name}` : `! ${name} is not banned; /bans lists them`;
+  }
+  const nowhere = `! no one called '${name}' is on this server`;
+  if (command === "/ban") {
+    const address = room.ban(name);
+    return address
+      ? `* banned ${address} (${name} was there); /unban ${address} undoes it`
+      : nowhere;
+  }
+  const on = command === "/mute";
+  return room.mute(name, on) ? `* ${name} is ${on ? "muted" : "unmuted"}` : nowhere;
 }
 
 // -------------------------------------------------------------- helpers ---

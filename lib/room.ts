@@ -52,6 +52,8 @@ export interface Member {
   gone: boolean;
   /** Why it is away (/away; "" for no reason), or undefined when it is not. */
   away?: string;
+  /** The operator muted it (/mute): what it says is not relayed. */
+  muted?: boolean;
 }
 
 /** What a room is made with. */
@@ -103,6 +105,8 @@ export class Room {
   #events = 0;
   /** The welcome's names while the room is big; see #welcomeWhoLine. */
   #welcomeNames?: string;
+  /** Addresses the operator banned (/ban), refused at the door. */
+  #bans = new Set<string>();
   /** Newcomers whose join is not announced yet, oldest first; see announceJoin. */
   #unannounced: Member[] = [];
   #announceTimer?: ReturnType<typeof setTimeout>;
@@ -260,6 +264,14 @@ export class Room {
     return this.#nicks.get(nick.toLowerCase());
   }
 
+  /** Kicks `nick` here or on the other instance it is on; false if no one has that nick. */
+  kickAnywhere(nick: string): boolean {
+    if (this.kick(nick)) return true;
+    if (!this.cluster?.findRemote(nick)) return false;
+    this.cluster.publish({ type: "kick", nick });
+    return true;
+  }
+
   /** Kicks a local member; false if no local member has that nick. */
   kick(nick: string): boolean {
     const target = this.find(nick);
@@ -267,6 +279,54 @@ export class Room {
     this.sendTo(target, "* you were kicked by the operator");
     this.leave(target, "kicked");
     return true;
+  }
+
+  // -------------------------------------------------------- moderation ---
+  // The operator's, and this instance's only: with --redis, bans and mutes
+  // given on one server's console hold on that server.
+
+  /** Whether connections from `address` are refused (/ban). */
+  isBanned(address: string): boolean {
+    return this.#bans.has(address);
+  }
+
+  /**
+   * /ban NAME: NAME is told and disconnected, and newcomers from its address
+   * are refused until /unban. Those already connected from there stay.
+   * Returns the address, or undefined if no local member has that nick.
+   */
+  ban(nick: string): string | undefined {
+    const target = this.find(nick);
+    if (!target) return undefined;
+    const address = target.conn.remoteAddr.hostname;
+    this.#bans.add(address);
+    this.sendTo(target, "! you are banned");
+    this.leave(target, "banned");
+    return address;
+  }
+
+  /** /unban ADDRESS: false if it was not banned. */
+  unban(address: string): boolean {
+    return this.#bans.delete(address);
+  }
+
+  /** The banned addresses, sorted. */
+  bans(): string[] {
+    return [...this.#bans].sort();
+  }
+
+  /** /mute NAME (or /unmute with `on` false): false if no local member has that nick. */
+  mute(nick: string, on: boolean): boolean {
+    const target = this.find(nick);
+    if (!target) return false;
+    target.muted = on;
+    return true;
+  }
+
+  /** A muted member's chat line, /me or /msg: not relayed, and it is told so. */
+  #silenced(member: Member): boolean {
+    if (member.muted) this.sendTo(member, "! you are muted");
+    return member.muted === true;
   }
 
   /** Disconnects members silent for `timeoutMs`. */
@@ -386,6 +446,7 @@ export class Room {
 
   /** `<nick> text` from a member, to everyone else. */
   say(member: Member, text: string): void {
+    if (this.#silenced(member)) return;
     this.#sayEncoded(this.#encodeLine(`<${member.nick}> ${text}`), member);
   }
 
@@ -394,11 +455,13 @@ export class Room {
    * relayed as they came, after the sender's name, never decoded.
    */
   sayPlain(member: Member, text: Uint8Array): void {
+    if (this.#silenced(member)) return;
     this.#sayEncoded(this.#outboxes.encoder.encodePrefixed(`<${member.nick}> `, text), member);
   }
 
   /** `* nick action` (/me), to everyone else. */
   act(member: Member, action: string): void {
+    if (this.#silenced(member)) return;
     this.#sayEncoded(this.#encodeLine(`* ${member.nick} ${action}`), member);
   }
 
@@ -409,6 +472,7 @@ export class Room {
 
   /** /msg NAME text: to NAME only (on any instance), confirmed to the sender. */
   privateMessage(from: Member, nick: string, text: string): void {
+    if (this.#silenced(from)) return;
     const line = `<${from.nick}> (private) ${text}`;
     const target = this.find(nick);
     const remote = target ? undefined : this.cluster?.findRemote(nick);

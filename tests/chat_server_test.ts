@@ -768,3 +768,33 @@ Deno.test("chat: --max-rate: a flooder is slowed, told once, loses nothing; the 
   );
   await closeAll(server, flooder, other, reader);
 });
+
+Deno.test("chat: operator /ban, /bans, /unban and /mute, as nc clients see them", async () => {
+  const server = await startServer("chat_server.ts", [], { stdin: "piped" });
+  const alice = await joinAs(server, "alice");
+  const troll = await joinAs(server, "troll");
+  await alice.lines.waitFor("* troll joined");
+  await server.write("/mute troll\n");
+  await server.stdout.waitFor("* troll is muted");
+  await troll.send("spam\n/me spams\n/msg alice psst\n");
+  assert.equal(await troll.lines.next(), "! you are muted");
+  assert.equal(await troll.lines.next(), "! you are muted");
+  assert.equal(await troll.lines.next(), "! you are muted");
+  await server.write("/ban troll\n");
+  assert.equal(await troll.lines.next(), "! you are banned");
+  await troll.lines.end();
+  assert.equal(await alice.lines.waitFor("troll left"), "* troll left (banned)");
+  assert.ok(!alice.lines.text.includes("spam") && !alice.lines.text.includes("psst"));
+  await server.stdout.waitFor("* banned 127.0.0.1 (troll was there); /unban 127.0.0.1 undoes it");
+  const refused = await connectClient(server.port);
+  assert.equal(await refused.lines.next(), "! you are banned");
+  await refused.lines.end();
+  await alice.send("/ping still\n");
+  assert.equal(await alice.lines.waitFor("pong"), "* pong still", "those already in stay");
+  await server.write("/bans\n/unban 127.0.0.1\n/bans\n");
+  await server.stdout.waitFor("* banned (1): 127.0.0.1");
+  await server.stdout.waitFor("* unbanned 127.0.0.1");
+  await server.stdout.waitFor("* no one is banned");
+  const welcome = await join(server);
+  await closeAll(server, alice, troll, refused, welcome);
+});

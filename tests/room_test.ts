@@ -292,3 +292,43 @@ Deno.test("room: one who arrived before a newcomer named itself is told the new 
   assert.ok(!conns[0].lines().some((line) => line.includes("guest2")), "never heard of as guest2");
   await shutdown(room);
 });
+
+Deno.test("room: /mute: a muted member's lines, /me and /msg are not relayed; it is told each time", async () => {
+  const { room, conns, members } = await roomWith(2);
+  assert.equal(room.mute("GUEST1", true), true);
+  assert.equal(room.mute("nobody", true), false);
+  room.say(members[0], "hello?");
+  room.sayPlain(members[0], new TextEncoder().encode("plain"));
+  room.act(members[0], "waves");
+  room.privateMessage(members[0], "guest2", "psst");
+  room.mute("guest1", false);
+  room.say(members[0], "back");
+  await settle();
+  assert.deepEqual(conns[0].lines().filter((l) => l.startsWith("!")), [
+    "! you are muted",
+    "! you are muted",
+    "! you are muted",
+    "! you are muted",
+  ]);
+  assert.deepEqual(conns[1].lines().filter((l) => /^<guest1>|^\* guest1 |private/.test(l)), [
+    "<guest1> back",
+  ]);
+  await shutdown(room);
+});
+
+Deno.test("room: /ban: told, disconnected, its address refused; /unban lifts it", async () => {
+  const { room, conns, members } = await roomWith(3);
+  assert.equal(room.ban("nobody"), undefined);
+  assert.equal(room.ban("guest2"), "127.0.0.1");
+  await settle();
+  assert.equal(conns[1].lines().at(-1), "! you are banned");
+  assert.ok(conns[1].closed);
+  assert.ok(conns[0].lines().includes("* guest2 left (banned)"));
+  assert.ok(room.members.has(members[2]), "others from that address stay");
+  assert.equal(room.isBanned("127.0.0.1"), true);
+  assert.deepEqual(room.bans(), ["127.0.0.1"]);
+  assert.equal(room.unban("127.0.0.1"), true);
+  assert.equal(room.unban("127.0.0.1"), false);
+  assert.equal(room.isBanned("127.0.0.1"), false);
+  await shutdown(room);
+});

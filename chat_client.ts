@@ -2,6 +2,7 @@
 // chat_client.ts: the notes' section "模拟QQ聊天", the client half, done full duplex.
 //
 //   deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
+//                              [--password-file FILE] [--tls [--ca FILE]] [--no-bell]
 //   deno run -A chat_server.ts            # this project's chat server, or:
 //   nc -l 127.0.0.1 8080                  # the note's own 1:1 test
 //   ncat -l --chat 127.0.0.1 8080         # a ready-made chat room
@@ -58,7 +59,9 @@
 //   print("收到的消息：...")      show() -> the view (lib/client_view.ts)
 //   recv() == b"" (not checked)   exitStatus(): "* connection closed by server", 0
 //   client_sock.close()           main()'s finally: closeQuietly(conn)
-// The silence watch (lib/silence_watch.ts) is what the note lacks entirely.
+// The silence watch (lib/silence_watch.ts) is what the note lacks entirely, and
+// so are a room password (--password-file, or asked on the terminal), TLS
+// (--tls, --ca) and mentions of your nick (highlighted, the bell rung).
 
 import process from "node:process";
 import {
@@ -74,13 +77,16 @@ import {
   type StopSignal,
   UsageError,
 } from "./utils.ts";
-import { closeQuietly, connectTcp, formatAddress } from "./lib/net.ts";
+import { closeQuietly, connectTcp, formatAddress, withHints } from "./lib/net.ts";
+import { readFlagFile, readFlagFileLines } from "./lib/flag_files.ts";
 import {
   asOthersSeeIt,
   createReceiver,
   isPasswordPrompt,
   isWelcome,
+  isWrongPassword,
   lineLimitFromNotice,
+  mentionsNick,
   nickFromNotice,
   type Received,
 } from "./lib/client_lines.ts";
@@ -91,6 +97,7 @@ import { type SilenceWatch, watchSilence } from "./lib/silence_watch.ts";
 
 const USAGE =
   `usage: deno run -A chat_client.ts [--host H] [--port P] [--nick NAME] [--timeout SECS]
+                                  [--password-file FILE] [--tls [--ca FILE]] [--no-bell]
 
 Chats with the server at H:P, full duplex: the notes' section "模拟QQ聊天".
 Lines you type are sent; lines from the server are shown as they arrive,
@@ -105,6 +112,14 @@ options:
                     2 s, it is not sent (a notice says so)
   --timeout SECS    give up on a chat_server.ts silent this long (default 30;
                     0 never); see "dead servers" below
+  --password-file FILE
+                    the room's password is FILE's first line (an empty or
+                    missing file is a usage error); see "passwords" below
+  --tls             connect over TLS, verifying the server's certificate
+                    against the system's roots (or --ca)
+  --ca FILE         with --tls: trust the PEM certificate(s) in FILE instead,
+                    e.g. a server's own self-signed one
+  --no-bell         do not ring the bell for lines that name you
   -h, --help        show this help
 
 chat server commands (sent as typed): /nick NAME, /who, /msg NAME text,
@@ -117,6 +132,25 @@ errors (none with NO_COLOR set). The input is one row: a longer line
 scrolls sideways, "<" and ">" mark hidden text. Keys: Left/Right, Home/End
 (Ctrl+A/E), Backspace, Delete, Ctrl+U/K (delete before/after the cursor),
 Ctrl+W (a word), Up/Down (earlier lines), Enter sends.
+
+A line from someone else (<nick> text, a private message, or a /me action)
+that names you (your nick as a word, any case) is shown inverse (no
+highlight with NO_COLOR) and rings the terminal's bell once, unless
+--no-bell. Your own lines and server notices never do; nor does anything
+when stdout is not a terminal.
+
+Passwords: chat_server.ts --password-file first says
+"* password required: /pass PASSWORD". With --password-file FILE the client
+answers "/pass PASSWORD" then (never before, never to a server that did not
+ask); if the server answers "! wrong password" the client shows it and exits
+1. Without the flag, a terminal asks "Password: " on the input row (typing
+shows as *) and asks again after "! wrong password"; a script is told on
+stderr to give --password-file FILE (or to send /pass PASSWORD itself).
+The screen shows a sent password as "/pass *****".
+
+Reading files: the chat_client task and the script's shebang allow the
+network only; --password-file FILE and --ca FILE also need
+--allow-read=FILE (or -A), else a usage error says so.
 
 Scripted (stdin or stdout not a terminal, e.g. printf '/who\\n' | ...): every
 stdin line is sent as is; at the end of stdin the client half-closes the
@@ -158,22 +192,32 @@ async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
     nick: { type: "string", short: "n" },
     timeout: { type: "string", default: String(DEFAULT_TIMEOUT_SECS) },
+    "password-file": { type: "string" },
+    tls: { type: "boolean", default: false },
+    ca: { type: "string" },
+    "no-bell": { type: "boolean", default: false },
   }, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
   if (port === 0) throw new UsageError("--port must name the server's port, 1-65535");
   const nick = flags.nick === undefined ? undefined : parseNick(flags.nick);
   const timeoutSecs = parseIntFlag(flags.timeout, "--timeout", 0, 86_400);
+  if (flags.ca !== undefined && !flags.tls) throw new UsageError("--ca FILE needs --tls");
+  const caCerts = flags.ca === undefined ? undefined : [await readCaFile(flags.ca)];
+  const passwordFile = flags["password-file"];
+  const password = passwordFile === undefined
+    ? undefined
+    : { text: await readPassword(passwordFile), file: passwordFile };
 
   // socket() + connect(): refused or unreachable is one error: line, exit 1.
-  const conn = await connectTcp(host, port);
-  // Small lines should leave at once (Deno leaves Nagle on). Keep-alive still
-  // helps with --timeout 0 or a peer that is not chat_server, if only after
-  // the kernel's 2 hours.
-  conn.setNoDelay(true);
-  conn.setKeepAlive(true);
+  const conn = flags.tls ? await connectTls(host, port, caCerts) : await connectPlain(host, port);
   // input() + send(msg.encode()): each line as the user enters it, see onTyped().
-  const chat = startChat(conn, timeoutSecs, nick);
+  const chat = startChat(conn, {
+    timeoutSecs,
+    nick,
+    password,
+    bell: !flags["no-bell"],
+  });
 
   // recv(1024) + print(), in a loop of its own: lines arrive while the user types.
   const reader = startReading(chat);
@@ -194,6 +238,66 @@ async function main(args: string[]): Promise<number> {
     closeQuietly(conn);
     await reader;
   }
+}
+
+/** The plain TCP connection, as the note makes it. */
+async function connectPlain(host: string, port: number): Promise<Deno.TcpConn> {
+  const conn = await connectTcp(host, port);
+  // Small lines should leave at once (Deno leaves Nagle on). Keep-alive still
+  // helps with --timeout 0 or a peer that is not chat_server, if only after
+  // the kernel's 2 hours.
+  conn.setNoDelay(true);
+  conn.setKeepAlive(true);
+  return conn;
+}
+
+/**
+ * --tls: the handshake is done here, before the chat starts, so a
+ * certificate that does not verify is one error: line saying what to do,
+ * not a failed first read. (Deno.TlsConn has no setNoDelay/setKeepAlive.)
+ */
+async function connectTls(host: string, port: number, caCerts?: string[]): Promise<Deno.TlsConn> {
+  const where = formatAddress({ hostname: host, port });
+  const conn = await withHints(
+    `connect to ${where}`,
+    () => Deno.connectTls({ hostname: host, port, caCerts }),
+  );
+  try {
+    await conn.handshake();
+  } catch (err) {
+    closeQuietly(conn);
+    throw new Failure(`TLS with ${where} failed: ${describe(err)}; ${tlsHint(err, caCerts)}`);
+  }
+  return conn;
+}
+
+/** What to try after a failed handshake, e.g. trusting the server's own certificate. */
+function tlsHint(err: unknown, caCerts?: string[]): string {
+  // Plain text where a TLS record should be: the server does not speak TLS.
+  if (/corrupt message|InvalidContentType/i.test(String(err))) {
+    return "is the server using TLS? (chat_server.ts needs --tls-cert and --tls-key)";
+  }
+  return caCerts === undefined
+    ? "if the server's certificate is its own (self-signed), pass --ca FILE with it"
+    : "check that --ca names the certificate the server uses and --host a name it is for";
+}
+
+/** --ca FILE: PEM certificates to verify the server against, instead of the system's. */
+async function readCaFile(path: string): Promise<string> {
+  const pem = await readFlagFile(path, "--ca");
+  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
+    throw new UsageError(`--ca ${path}: not a PEM certificate (no BEGIN CERTIFICATE line)`);
+  }
+  return pem;
+}
+
+/** --password-file FILE: its first line is the password; none is a usage error. */
+async function readPassword(path: string): Promise<string> {
+  const first = (await readFlagFileLines(path, "--password-file"))[0];
+  if (first === undefined || first === "") {
+    throw new UsageError(`--password-file ${path}: the first line (the password) is empty`);
+  }
+  return first;
 }
 
 /** A nick must be one word: a space or newline would change the command. */
@@ -218,9 +322,23 @@ type Ending =
   | { kind: "silent" }
   | { kind: "error"; error: unknown };
 
+/** The connection to the server: plain TCP, or TLS with --tls. */
+type ChatConn = Deno.TcpConn | Deno.TlsConn;
+
+/** What the command line asks of the conversation. */
+interface ChatOptions {
+  timeoutSecs: number;
+  /** --nick NAME. */
+  nick?: string;
+  /** --password-file FILE's password, and the file, for the error line if it is wrong. */
+  password?: { text: string; file: string };
+  /** Ring the bell for a line that names us (a terminal only); false with --no-bell. */
+  bell: boolean;
+}
+
 /** One conversation: what the steps below share. */
 interface Chat {
-  conn: Deno.TcpConn;
+  conn: ChatConn;
   /** The server as HOST:PORT, for error lines. */
   server: string;
   timeoutSecs: number;
@@ -241,6 +359,10 @@ interface Chat {
   greeted: boolean;
   /** The first line asked for the room's password: the welcome follows a right /pass. */
   admitting: boolean;
+  /** --password-file's password, sent when (and only if) the server asks. */
+  password?: { text: string; file: string };
+  /** A terminal is asking for the password: the next typed line is it. */
+  askingPassword: boolean;
   /** The longest line the server takes, in bytes, once its welcome said so. */
   maxLineBytes?: number;
   /** --nick NAME, until the welcome (or its absence) decides whether it is sent. */
@@ -260,14 +382,17 @@ interface Chat {
 }
 
 /** Sets up the conversation on `conn`: input, view, sender and silence watch. */
-function startChat(conn: Deno.TcpConn, timeoutSecs: number, nick?: string): Chat {
+function startChat(conn: ChatConn, options: ChatOptions): Chat {
+  const { timeoutSecs, nick } = options;
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
   const hooks: EditorHooks = {
     line: (line) => onTyped(chat, line),
     end: () => onInputEnd(chat),
     interrupt: () => leave(chat, "SIGINT"), // in raw mode Ctrl+C is a key
   };
-  const { input, view } = interactive ? terminalChat(hooks) : pipedChat(hooks);
+  const { input, view } = interactive
+    ? terminalChat(hooks, { bell: options.bell })
+    : pipedChat(hooks);
   const { promise: ended, resolve: end } = Promise.withResolvers<Ending>();
   const chat: Chat = {
     conn,
@@ -295,6 +420,8 @@ function startChat(conn: Deno.TcpConn, timeoutSecs: number, nick?: string): Chat
     linesSeen: 0,
     greeted: false,
     admitting: false,
+    password: options.password,
+    askingPassword: false,
     heldEnd: false,
     backlogFull: false,
     inputClosed: false,
@@ -349,6 +476,7 @@ function resumeInput(chat: Chat): void {
 /** A typed line: sent (the note's send), shown as the room sees it, or /quit. */
 function onTyped(chat: Chat, line: string): void {
   if (chat.leaving) return;
+  if (chat.askingPassword) return answerPassword(chat, line);
   if (chat.interactive && line === "") return; // the note's client quit here
   if (chat.held) {
     // A script can write faster than the welcome comes: hold a few, then pause.
@@ -363,6 +491,43 @@ function onTyped(chat: Chat, line: string): void {
   // A command: its answer will come. A password is not left on the screen.
   if (shown === undefined) chat.view.echo(line.replace(/^(\/pass\s+)\S.*$/, "$1*****"));
   else chat.view.sent(shown);
+}
+
+/** The line typed at the terminal's "Password: " (masked): sent as /pass; empty asks on. */
+function answerPassword(chat: Chat, typed: string): void {
+  if (typed === "") return;
+  chat.askingPassword = false;
+  chat.view.endPassword();
+  sendPassword(chat, typed);
+}
+
+/** "/pass PASSWORD" to the server; the screen shows only "/pass *****". */
+function sendPassword(chat: Chat, password: string): void {
+  chat.sender.send(`/pass ${password}`);
+  if (chat.interactive) chat.view.echo("/pass *****");
+}
+
+/**
+ * chat_server.ts asked for the room's password (its first line) or refused
+ * one: --password-file's goes at once (once: a refused one ends the chat);
+ * a terminal asks the user; a script is told how to give one.
+ */
+function onPasswordWanted(chat: Chat, refused: boolean): void {
+  const given = chat.password;
+  if (given !== undefined && refused) {
+    const error = new Failure(`the server refused the password in --password-file ${given.file}`);
+    return chat.end({ kind: "error", error });
+  }
+  if (given !== undefined) return sendPassword(chat, given.text);
+  if (chat.interactive) {
+    chat.askingPassword = true;
+    return chat.view.askPassword();
+  }
+  if (!refused) {
+    chat.view.local(
+      "* the server wants a password: give --password-file FILE, or send /pass PASSWORD",
+    );
+  }
 }
 
 /**
@@ -465,7 +630,7 @@ async function receive(chat: Chat): Promise<ReadEnd> {
 }
 
 /** One conn.read() into `buffer`: the byte count, or how the read side ended. */
-async function readSome(conn: Deno.TcpConn, buffer: Uint8Array): Promise<number | ReadEnd> {
+async function readSome(conn: ChatConn, buffer: Uint8Array): Promise<number | ReadEnd> {
   try {
     return await conn.read(buffer) ?? "eof";
   } catch (err) {
@@ -492,7 +657,9 @@ function show(chat: Chat, received: Received): void {
   if (chat.silence.isOwnPong(line)) return;
   chat.ownNick = nickFromNotice(line) ?? chat.ownNick;
   if (chat.greeted) chat.maxLineBytes = lineLimitFromNotice(line) ?? chat.maxLineBytes;
-  chat.view.incoming(line);
+  chat.view.incoming(line, chat.greeted && mentionsNick(line, chat.ownNick));
+  // After the prompt is shown: the answer, or the question, comes below it.
+  if (chat.admitting && (first || isWrongPassword(line))) onPasswordWanted(chat, !first);
   if (first && !chat.greeted && !chat.admitting) {
     decideNick(chat, "the server did not greet like chat_server.ts");
   }

@@ -87,3 +87,39 @@ export function asOthersSeeIt(typed: string, nick: string): string | undefined {
   const action = /^\/me\s+(\S.*)$/.exec(typed)?.[1];
   return action === undefined ? undefined : `* ${nick} ${action}`;
 }
+
+/** chat_server.ts's answer to a wrong "/pass PASSWORD" (the third also closes). */
+export function isWrongPassword(line: string): boolean {
+  return line === "! wrong password";
+}
+
+// chat_server.ts notices that start with a nick-shaped word but are the
+// server talking to us ("* you are now NAME", "* online (2): NAME, bob"):
+// our own name in them is not someone calling us.
+const SERVER_NOTICE = /^\* (?:welcome,|you |online \(|type |pong|banned |unbanned |password )/;
+
+/**
+ * The speaker and text of a line someone else may have written: `<nick> text`,
+ * `<nick> (private) text` or an action `* nick text`; undefined for others.
+ */
+function spokenLine(line: string): { speaker: string; text: string } | undefined {
+  const chat = /^<([^<>\s]+)> (?:\(private\) )?([\s\S]*)$/.exec(line);
+  if (chat) return { speaker: chat[1], text: chat[2] };
+  if (SERVER_NOTICE.test(line)) return undefined;
+  const action = /^\* ([\w-]+) ([\s\S]*)$/.exec(line);
+  return action ? { speaker: action[1], text: action[2] } : undefined;
+}
+
+/**
+ * True when someone else's line (chat, private message or /me action) names
+ * `nick` as a word: any case, but not inside a longer word ("alice" is not
+ * in "malice" or "alice_2"). Our own lines and server notices never mention us.
+ */
+export function mentionsNick(line: string, nick: string | undefined): boolean {
+  if (nick === undefined) return false;
+  const spoken = spokenLine(line);
+  if (!spoken || spoken.speaker.toLowerCase() === nick.toLowerCase()) return false;
+  const escaped = nick.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&");
+  // Nick characters (letters, digits, "_" and "-") around it would make it another word.
+  return new RegExp(`(?<![\\p{L}\\p{N}_-])${escaped}(?![\\p{L}\\p{N}_-])`, "iu").test(spoken.text);
+}

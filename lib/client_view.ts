@@ -18,11 +18,15 @@ import { classifyLine } from "./client_lines.ts";
 import { type EditorHooks, openLineEditor } from "./line_editor.ts";
 
 const PROMPT = "> ";
+const PASSWORD_PROMPT = "Password: ";
 
 /** Where lines go: a terminal with a prompt, or plain stdout for scripts. */
 export interface ClientView {
-  /** A line from the server, already sanitised. */
-  incoming(line: string): void;
+  /**
+   * A line from the server, already sanitised; `mentioned`: someone else's
+   * line names the user (a terminal highlights it and may ring the bell).
+   */
+  incoming(line: string, mentioned?: boolean): void;
   /** A notice from this client itself, e.g. "* connection closed by server". */
   local(line: string): void;
   /** The user's line went out; the server does not echo it, so show it as the room sees it. */
@@ -31,6 +35,13 @@ export interface ClientView {
   echo(typed: string): void;
   /** The user's line was not sent: give it back to edit (a terminal), or drop it (a script). */
   keep(typed: string): void;
+  /**
+   * The server wants its password and none was given: a terminal asks for it
+   * on the input row without echoing it; the next typed line is the answer.
+   */
+  askPassword(): void;
+  /** The password was entered: back to the chat prompt. */
+  endPassword(): void;
   /** No more input: stop drawing the prompt. */
   stopPrompt(): void;
 }
@@ -74,6 +85,8 @@ export function pipedChat(hooks: EditorHooks): ChatSides {
       sent: () => {},
       echo: () => {},
       keep: () => {},
+      askPassword: () => {},
+      endPassword: () => {},
       stopPrompt: () => {},
     },
   };
@@ -87,20 +100,29 @@ const COLOURS = {
   error: "red",
 } as const;
 
+/** How a terminal chat treats lines that name the user. */
+export interface TerminalOptions {
+  /** Ring the bell (once per such line); false with --no-bell. */
+  bell: boolean;
+}
+
 /**
  * A terminal (stdin and stdout both): the line editor owns the bottom row;
  * every other line is printed above it, timestamped and coloured by kind,
- * and the half-typed input is redrawn with the cursor where it was.
+ * and the half-typed input is redrawn with the cursor where it was. A line
+ * that names the user is shown inverse (not with NO_COLOR) and rings the bell.
  */
-export function terminalChat(hooks: EditorHooks): ChatSides {
+export function terminalChat(hooks: EditorHooks, options: TerminalOptions): ChatSides {
   const editor = openLineEditor(hooks, { prompt: PROMPT });
   const print = (text: string) => editor.printAbove(`${paint("dim", clock())} ${text}`);
   return {
     input: editor,
     view: {
-      incoming(line) {
+      incoming(line, mentioned = false) {
         const kind = classifyLine(line);
-        print(kind === "plain" ? line : paint(COLOURS[kind], line));
+        const coloured = kind === "plain" ? line : paint(COLOURS[kind], line);
+        print(mentioned ? paint("inverse", coloured) : coloured);
+        if (mentioned && options.bell) editor.ring();
       },
       local(line) {
         print(paint(classifyLine(line) === "error" ? COLOURS.error : COLOURS.notice, line));
@@ -109,6 +131,8 @@ export function terminalChat(hooks: EditorHooks): ChatSides {
       sent: (shown) => print(paint(COLOURS.own, sanitizeText(shown))),
       echo: (typed) => editor.printAbove(`${PROMPT}${sanitizeText(typed)}`),
       keep: (typed) => editor.setInput(typed),
+      askPassword: () => editor.setPrompt(PASSWORD_PROMPT, true),
+      endPassword: () => editor.setPrompt(PROMPT),
       stopPrompt: () => editor.hidePrompt(),
     },
   };

@@ -46,6 +46,14 @@ export interface LineEditor {
   pause(): void;
   /** Reads keys again after pause(). */
   resume(): void;
+  /**
+   * Replaces the prompt, e.g. with "Password: ". With `secret`, the input is
+   * emptied (half-typed text must not become part of a password), each
+   * character typed shows as "*", and the line entered stays out of Up/Down.
+   */
+  setPrompt(prompt: string, secret?: boolean): void;
+  /** Rings the terminal's bell (BEL), e.g. for a line that names the user. */
+  ring(): void;
   /** Erases the prompt row for good; printAbove() still prints. */
   hidePrompt(): void;
   /** hidePrompt(), stops reading keys and takes the terminal out of raw mode. */
@@ -85,10 +93,10 @@ const HISTORY_LINES = 100;
  */
 export function openLineEditor(hooks: EditorHooks, options: EditorOptions): LineEditor {
   const io = options.io ?? realTerminal();
-  const prompt = options.promptColour
-    ? paint(options.promptColour, options.prompt)
-    : options.prompt;
-  const promptWidth = displayWidth(options.prompt);
+  const painted = (text: string) => options.promptColour ? paint(options.promptColour, text) : text;
+  let prompt = painted(options.prompt);
+  let promptWidth = displayWidth(options.prompt);
+  let secret = false;
   const input = new LineBuffer();
   const history = createHistory();
   let start = 0; // the first cell shown, once the input is wider than the row
@@ -100,7 +108,8 @@ export function openLineEditor(hooks: EditorHooks, options: EditorOptions): Line
   /** The input row as it should look now, the cursor placed; "" once the prompt is hidden. */
   const row = () => {
     if (!prompting) return "";
-    const view = fitInput(input.cells, input.cursor, start, io.columns() - promptWidth - 1);
+    const cells = secret ? input.cells.map(() => "*") : input.cells;
+    const view = fitInput(cells, input.cursor, start, io.columns() - promptWidth - 1);
     start = view.start;
     const before = view.hiddenBefore ? paint("dim", "<") : "";
     const after = view.hiddenAfter ? paint("dim", ">") : "";
@@ -125,7 +134,7 @@ export function openLineEditor(hooks: EditorHooks, options: EditorOptions): Line
 
   const submit = () => {
     const text = input.text;
-    history.add(text);
+    if (!secret) history.add(text);
     input.set("");
     start = 0;
     hooks.line(text);
@@ -135,7 +144,10 @@ export function openLineEditor(hooks: EditorHooks, options: EditorOptions): Line
     if (key === "enter") return submit();
     if (key === "interrupt") return hooks.interrupt();
     if (key === "eof" && input.cells.length === 0) return hooks.end();
-    if (key === "up" || key === "down") return input.set(history.recall(key, input.text));
+    if (key === "up" || key === "down") {
+      if (!secret) input.set(history.recall(key, input.text));
+      return;
+    }
     input.edit(key);
   };
 
@@ -177,6 +189,17 @@ export function openLineEditor(hooks: EditorHooks, options: EditorOptions): Line
     resume() {
       paused?.resolve();
       paused = undefined;
+    },
+    setPrompt(text, hidden = false) {
+      prompt = painted(text);
+      promptWidth = displayWidth(text);
+      if (hidden) input.set("");
+      secret = hidden;
+      start = 0;
+      draw();
+    },
+    ring() {
+      io.write("\x07");
     },
     hidePrompt() {
       if (!prompting) return;

@@ -13,6 +13,7 @@ import {
   isWelcome,
   lineLimitFromNotice,
   MAX_LINE_BYTES,
+  mentionsNick,
   nickFromNotice,
   TOO_LONG_NOTICE,
 } from "../lib/client_lines.ts";
@@ -32,6 +33,8 @@ import {
   LineReader,
   readableOf,
   ROOT,
+  run,
+  runInTerminal,
   runScript,
   send,
   spawnCommand,
@@ -540,7 +543,10 @@ Deno.test("chat_client: --nick waits through a password prompt for the welcome; 
     assert.deepEqual(peer.lines.lines, ["/pass sesame", "/nick bob"]);
     peer.conn.close();
     assert.equal((await client.exit()).code, 0);
-    assert.equal(client.stderr.text, "* connection closed by server"); // no "--nick not sent"
+    assert.deepEqual(client.stderr.lines, [
+      "* the server wants a password: give --password-file FILE, or send /pass PASSWORD",
+      "* connection closed by server", // no "--nick not sent"
+    ]);
   } finally {
     await server.close();
   }
@@ -953,6 +959,373 @@ Deno.test("chat_client: a narrower window gets the input row redrawn to fit, no 
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
   } finally {
     await term.close();
+    await server.close();
+  }
+});
+
+// ------------------------------------------------ password, TLS, mentions ---
+
+Deno.test("chat_client: a mention is someone else's line naming the nick as a word, any case", () => {
+  assert.ok(mentionsNick("<bob> hi Carol!", "carol"));
+  assert.ok(mentionsNick("<bob> (private) carol, psst", "carol"));
+  assert.ok(mentionsNick("* bob waves at CAROL", "carol"));
+  assert.ok(mentionsNick("<bob> ask a-b", "a-b")); // "-" is part of a nick, not a regex range
+  assert.ok(!mentionsNick("<bob> hi carol2 and xcarol", "carol")); // inside other words
+  assert.ok(!mentionsNick("<bob> hi carol_x or carol-y", "carol"));
+  assert.ok(!mentionsNick("<carol> I am carol", "carol")); // our own line
+  assert.ok(!mentionsNick("* carol waves at carol", "carol"));
+  assert.ok(!mentionsNick("* you are now carol", "carol")); // server notices
+  assert.ok(!mentionsNick("* welcome, you are carol", "carol"));
+  assert.ok(!mentionsNick("* online (2): bob, carol", "carol"));
+  assert.ok(!mentionsNick("carol from nc", "carol")); // plain lines have no speaker
+  assert.ok(!mentionsNick("<bob> hi carol", undefined));
+});
+
+Deno.test("line editor: a secret prompt shows * for each character and keeps the line out of history", async () => {
+  const { term, events, editor } = fakeEditor();
+  try {
+    await term.keys("half");
+    editor.setPrompt("Password: ", true);
+    await term.keys("se你");
+    // 你 is one character: one star.
+    assert.ok(term.written.at(-1)!.startsWith("\rPassword: ***\x1b[K"), term.written.at(-1));
+    await term.keys("\r");
+    assert.deepEqual(events, ["line se你"]); // the half-typed text was dropped, not prefixed
+    const shown = term.written.join("");
+    assert.ok(!shown.includes("se你"), "the secret was drawn");
+    editor.setPrompt("> ");
+    await term.keys("\x1b[A"); // Up: the secret is not there to bring back
+    assert.equal(term.row(), "> ");
+    assert.ok(!term.written.join("").includes("se你"), "the secret came back with Up");
+  } finally {
+    editor.close();
+  }
+});
+
+/** A file in a fresh temporary directory; returns its path and the directory. */
+async function tempFile(name: string, content: string): Promise<{ path: string; dir: string }> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_client_" });
+  const path = `${dir}/${name}`;
+  await Deno.writeTextFile(path, content);
+  return { path, dir };
+}
+
+Deno.test("chat_client: --password-file sends /pass only when the server asks, then the welcome", async () => {
+  const server = listenLocal();
+  const { path, dir } = await tempFile("pass", "sesame\nnot this line\n");
+  const client = spawnClient(server.port, ["--password-file", path]);
+  try {
+    const peer = await server.accept();
+    await delay(300);
+    assert.deepEqual(peer.lines.lines, [], "no /pass before the prompt");
+    await peer.send("* password required: /pass PASSWORD\n");
+    assert.equal(await peer.lines.next(), "/pass sesame");
+    await peer.send("* welcome, you are guest1\n");
+    await client.stdout.waitFor("* welcome, you are guest1");
+    await client.closeStdin();
+    await peer.lines.end();
+    assert.deepEqual(peer.lines.lines, ["/pass sesame"]);
+    peer.conn.close();
+    assert.equal((await client.exit()).code, 0);
+    assert.deepEqual(client.stdout.lines, [
+      "* password required: /pass PASSWORD",
+      "* welcome, you are guest1",
+    ]);
+    assert.equal(client.stderr.text, "* connection closed by server");
+
+    // A peer that never asks never gets the password.
+    const other = spawnClient(server.port, ["--password-file", path]);
+    const nc = await server.accept();
+    await nc.send("hello from nc\n");
+    await other.stdout.waitFor("hello from nc");
+    await other.closeStdin();
+    await nc.lines.end();
+    assert.deepEqual(nc.lines.lines, []);
+    nc.conn.close();
+    assert.equal((await other.exit()).code, 0);
+  } finally {
+    client.kill();
+    await client.exit();
+    await server.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+Deno.test({
+  name:
+    "chat_client: --password-file against chat_server.ts: right joins, wrong shows '! wrong password' and exits 1",
+  ignore: !chatServerExists,
+  async fn() {
+    const right = await tempFile("right", "open sesame\n");
+    const wrong = await tempFile("wrong", "guess\n");
+    const server = await startServer("chat_server.ts", ["--password-file", right.path]);
+    try {
+      const good = spawnClient(server.port, ["--password-file", right.path]);
+      await good.stdout.waitFor(/^\* welcome, you are \S+$/);
+      await good.write("/quit\n");
+      assert.equal((await good.exit()).code, 0);
+      assert.equal(good.stdout.lines[0], "* password required: /pass PASSWORD");
+
+      const bad = spawnClient(server.port, ["--password-file", wrong.path]);
+      const status = await bad.exit();
+      assert.equal(status.code, 1);
+      assert.deepEqual(bad.stdout.lines, [
+        "* password required: /pass PASSWORD",
+        "! wrong password",
+      ]);
+      assert.equal(
+        bad.stderr.text,
+        `error: the server refused the password in --password-file ${wrong.path}`,
+      );
+    } finally {
+      await stopServer(server);
+      await Deno.remove(right.dir, { recursive: true });
+      await Deno.remove(wrong.dir, { recursive: true });
+    }
+  },
+});
+
+Deno.test("chat_client: a missing or empty --password-file is a usage error (exit 2), before connecting", async () => {
+  const empty = await tempFile("empty", "");
+  const blank = await tempFile("blank", "\nsecond\n");
+  try {
+    const port = freePort(); // nothing listens: a usage error must come first
+    for (const path of [`${empty.dir}/missing`, empty.path, blank.path]) {
+      const result = await runScript("chat_client.ts", [
+        "--port",
+        String(port),
+        "--password-file",
+        path,
+      ]);
+      assert.equal(result.code, 2, result.stderr);
+      assert.match(result.stderr, new RegExp(`^error: --password-file ${path}: `));
+    }
+  } finally {
+    await Deno.remove(empty.dir, { recursive: true });
+    await Deno.remove(blank.dir, { recursive: true });
+  }
+});
+
+Deno.test("chat_client: piped without --password-file, the prompt is answered by stdin's /pass; stderr says how", async () => {
+  const server = listenLocal();
+  const client = spawnClient(server.port);
+  try {
+    const peer = await server.accept();
+    await peer.send("* password required: /pass PASSWORD\n");
+    assert.equal(
+      await client.stderr.next(),
+      "* the server wants a password: give --password-file FILE, or send /pass PASSWORD",
+    );
+    await client.write("/pass typed\n");
+    assert.equal(await peer.lines.next(), "/pass typed");
+    await client.closeStdin();
+    await peer.lines.end();
+    peer.conn.close();
+    assert.equal((await client.exit()).code, 0);
+  } finally {
+    await server.close();
+  }
+});
+
+Deno.test("chat_client: on a terminal without --password-file, it asks 'Password: ' and never shows what is typed", async () => {
+  const server = listenLocal();
+  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 10 });
+  try {
+    const peer = await server.accept();
+    await peer.send("* password required: /pass PASSWORD\n");
+    await term.waitFor("the password prompt", (r) => r.includes("Password:"));
+    await term.type("wrong1");
+    await term.waitFor("six stars", (r) => r.includes("Password: ******"));
+    await term.press("Enter");
+    assert.equal(await peer.lines.next(), "/pass wrong1");
+    await peer.send("! wrong password\n");
+    // Asked again, and the second answer is hidden too.
+    await term.waitFor(
+      "the prompt again",
+      (r) => r.some((row) => row.endsWith("! wrong password")) && r.includes("Password:"),
+    );
+    await term.type("sesame");
+    await term.press("Enter");
+    assert.equal(await peer.lines.next(), "/pass sesame");
+    await peer.send("* welcome, you are dave\n");
+    const rows = await term.waitFor(
+      "the welcome and the chat prompt",
+      (r) => r.some((row) => row.endsWith("* welcome, you are dave")) && r.includes(">"),
+    );
+    const all = (await term.screen(true)).join("\n");
+    assert.ok(!/wrong1|sesame/.test(all), all);
+    assert.ok(rows.some((row) => row === "> /pass *****"), rows.join("\n"));
+    await term.press("C-d");
+    assert.equal(await peer.lines.next(), "/quit");
+    peer.conn.close();
+    await term.waitFor("exit=0", (r) => r.includes("exit=0"));
+  } finally {
+    await term.close();
+    await server.close();
+  }
+});
+
+/** A certificate for localhost and 127.0.0.1 made with openssl, as Deno accepts it. */
+async function makeCertificate(): Promise<
+  { cert: string; key: string; certPath: string; dir: string }
+> {
+  const dir = await Deno.makeTempDir({ prefix: "chat_client_tls_" });
+  const result = await run("openssl", [
+    "req",
+    "-x509",
+    "-newkey",
+    "rsa:2048",
+    "-nodes",
+    "-days",
+    "2",
+    "-subj",
+    "/CN=localhost",
+    "-keyout",
+    `${dir}/key.pem`,
+    "-out",
+    `${dir}/cert.pem`,
+    // Without these Deno refuses the certificate (CaUsedAsEndEntity, no name for 127.0.0.1).
+    "-addext",
+    "basicConstraints=critical,CA:FALSE",
+    "-addext",
+    "subjectAltName=DNS:localhost,IP:127.0.0.1",
+  ]);
+  assert.equal(result.code, 0, result.stderr);
+  const certPath = `${dir}/cert.pem`;
+  return {
+    cert: await Deno.readTextFile(certPath),
+    key: await Deno.readTextFile(`${dir}/key.pem`),
+    certPath,
+    dir,
+  };
+}
+
+Deno.test("chat_client: --tls --ca chats over TLS; without --ca a self-signed server is one error: line, exit 1", async () => {
+  const { cert, key, certPath, dir } = await makeCertificate();
+  const listener = Deno.listenTls({ hostname: "127.0.0.1", port: 0, cert, key });
+  const port = listener.addr.port;
+  try {
+    const client = spawnClient(port, ["--tls", "--ca", certPath]);
+    const conn = await listener.accept();
+    const lines = new LineReader(readableOf(conn));
+    await send(conn, "* welcome, you are tess\n你好 over TLS\n");
+    await client.stdout.waitFor("你好 over TLS");
+    await client.write("hello back, 世界\n");
+    assert.equal(await lines.next(), "hello back, 世界");
+    await client.closeStdin();
+    await lines.end();
+    conn.close();
+    await lines.finished;
+    assert.equal((await client.exit()).code, 0);
+    assert.deepEqual(client.stdout.lines, ["* welcome, you are tess", "你好 over TLS"]);
+
+    // No --ca: the system's roots do not know this certificate.
+    const accepting = listener.accept().then(async (c) => {
+      await c.handshake().catch(() => {}); // the client refuses it
+      c.close();
+    });
+    const refused = await runScript("chat_client.ts", ["--port", String(port), "--tls"]);
+    await accepting;
+    assert.equal(refused.code, 1);
+    const errorLines = refused.stderr.trim().split("\n");
+    assert.equal(errorLines.length, 1, refused.stderr);
+    assert.match(errorLines[0], /^error: TLS with 127\.0\.0\.1:\d+ failed: .*pass --ca FILE/);
+    assert.equal(refused.stdout, "");
+
+    // A plain server answering the handshake with text: it does not speak TLS.
+    const plain = listenLocal();
+    const answering = plain.accept().then((peer) => peer.send("* welcome, you are guest1\n"));
+    const notTls = await runScript("chat_client.ts", ["--port", String(plain.port), "--tls"]);
+    await answering;
+    await plain.close();
+    assert.equal(notTls.code, 1);
+    assert.match(notTls.stderr, /^error: TLS with .*; is the server using TLS\? .*\n$/);
+
+    // --ca without --tls, and a --ca that is not a certificate: usage errors.
+    const noTls = await runScript("chat_client.ts", ["--port", String(port), "--ca", certPath]);
+    assert.equal(noTls.code, 2);
+    const notPem = await runScript("chat_client.ts", [
+      "--port",
+      String(port),
+      "--tls",
+      "--ca",
+      `${dir}/key.pem`,
+    ]);
+    assert.equal(notPem.code, 2);
+    assert.match(notPem.stderr, /^error: --ca .*not a PEM certificate/);
+  } finally {
+    listener.close();
+    await Deno.remove(dir, { recursive: true });
+  }
+});
+
+/**
+ * chat_client.ts on a pseudo-terminal (colours allowed) against a server that
+ * sends `lines` and closes: everything the client wrote to the terminal.
+ */
+async function clientOutputOnTerminal(lines: string[], args: string[] = []): Promise<string> {
+  const server = listenLocal();
+  try {
+    const running = runInTerminal(Deno.execPath(), [
+      "run",
+      "-A",
+      `${ROOT}chat_client.ts`,
+      "--port",
+      String(server.port),
+      ...args,
+    ]);
+    const peer = await server.accept();
+    await peer.send(lines.map((line) => `${line}\n`).join(""));
+    await delay(300);
+    peer.conn.close();
+    const { code, output } = await running;
+    assert.equal(code, 0, output);
+    return output;
+  } finally {
+    await server.close();
+  }
+}
+
+const MENTIONING = [
+  "* welcome, you are carol",
+  "<bob> no mention here, caroline",
+  "<bob> hey Carol, look",
+  "* you are now carol",
+];
+
+Deno.test("chat_client: on a terminal a line naming you is shown inverse and rings the bell once; --no-bell keeps it quiet", async () => {
+  const output = await clientOutputOnTerminal(MENTIONING);
+  assert.equal(output.split("\x07").length - 1, 1, JSON.stringify(output));
+  const mention = output.split("\n").filter((row) => row.includes("hey Carol"));
+  assert.equal(mention.length, 1, JSON.stringify(output));
+  assert.ok(mention[0].includes("\x1b[7m"), JSON.stringify(mention[0])); // inverse
+  const bell = output.indexOf("\x07"); // with that line, before the next one
+  assert.ok(
+    bell > output.indexOf("hey Carol") && bell < output.indexOf("you are now carol"),
+    JSON.stringify(output),
+  );
+  const others = output.split("\n").filter((row) => row.includes("caroline"));
+  assert.ok(!others[0].includes("\x1b[7m"), JSON.stringify(others[0]));
+
+  const quiet = await clientOutputOnTerminal(MENTIONING, ["--no-bell"]);
+  assert.ok(!quiet.includes("\x07"), JSON.stringify(quiet));
+  assert.ok(quiet.includes("\x1b[7m"), "still highlighted");
+});
+
+Deno.test("chat_client: piped, a mention is the plain line: no bell, no escape", async () => {
+  const server = listenLocal();
+  const client = spawnClient(server.port);
+  try {
+    const peer = await server.accept();
+    await peer.send(MENTIONING.map((line) => `${line}\n`).join(""));
+    await client.stdout.waitFor("* you are now carol");
+    await client.closeStdin();
+    await peer.lines.end();
+    peer.conn.close();
+    assert.equal((await client.exit()).code, 0);
+    assert.deepEqual(client.stdout.lines, MENTIONING);
+    assert.ok(!client.stdout.text.includes("\x07") && !client.stdout.text.includes("\x1b"));
+  } finally {
     await server.close();
   }
 });

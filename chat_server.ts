@@ -5,6 +5,7 @@
 //                              [--max-line BYTES] [--max-queue BYTES] [--idle-timeout SECS]
 //                              [--history N] [--motd FILE] [--password-file FILE]
 //                              [--max-rate N] [--redis URL [--room NAME]]
+//                              [--tls-cert FILE --tls-key FILE]
 //   nc 127.0.0.1 8080              # any number of these, or chat_client.ts
 //
 // The note's server takes one client at a time and alternates strictly:
@@ -59,7 +60,13 @@ import {
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { openLineEditor } from "./lib/line_editor.ts";
-import { readFlagFileLines } from "./lib/flag_files.ts";
+import { readFlagFile, readFlagFileLines } from "./lib/flag_files.ts";
+import {
+  listenTlsNoDelay,
+  type TlsClientConn,
+  type TlsKeyPair,
+  TlsListener,
+} from "./lib/tls_server.ts";
 import { PASSWORD_PROMPT, PasswordGate, readPasswordFile } from "./lib/password.ts";
 import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
@@ -71,7 +78,7 @@ const USAGE =
   `usage: deno run -A chat_server.ts [--host H] [--port P] [--max-clients N] [--max-line BYTES]
                                   [--max-queue BYTES] [--idle-timeout SECS] [--history N]
                                   [--motd FILE] [--password-file FILE] [--max-rate N]
-                                  [--redis URL [--room NAME]]
+                                  [--redis URL [--room NAME]] [--tls-cert FILE --tls-key FILE]
 
 A multi-client, full-duplex chat room: the notes' section "模拟QQ聊天".
 Clients: chat_client.ts, nc, telnet. Lines typed here go to everyone as <server>.
@@ -98,6 +105,10 @@ options:
   --redis URL           be one room with every instance using this Redis
                         (redis://HOST:PORT); see "Scaling out" in the README
   --room NAME           which room on that Redis (default lobby)
+  --tls-cert FILE       speak TLS on --port with this certificate (PEM; deno task cert
+                        makes one); needs --tls-key. Clients: chat_client.ts --tls,
+                        ncat --ssl, openssl s_client
+  --tls-key FILE        the certificate's private key (PEM)
   -h, --help            show this help
 
 client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /away [REASON], /back,
@@ -136,6 +147,8 @@ async function main(args: string[]): Promise<number> {
     "max-rate": { type: "string", default: "20" },
     redis: { type: "string" },
     room: { type: "string" },
+    "tls-cert": { type: "string" },
+    "tls-key": { type: "string" },
   }, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
@@ -150,10 +163,12 @@ async function main(args: string[]): Promise<number> {
     ? undefined
     : await readPasswordFile(flags["password-file"]);
   const maxRate = parseIntFlag(flags["max-rate"], "--max-rate", 0, 1_000_000);
+  const tls = await readTlsFlags(flags["tls-cert"], flags["tls-key"]);
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
+  // With TLS, lib/tls_server.ts: Deno.listenTls would leave Nagle's algorithm on.
   const where = formatAddress({ hostname: host, port });
-  const listener = withHints(
+  const listener = tls ? await listenTlsNoDelay(host, port, tls) : withHints(
     `listen on ${where}`,
     () => Deno.listen({ hostname: host, port, tcpBacklog: 1024 }),
   );
@@ -176,7 +191,9 @@ async function main(args: string[]): Promise<number> {
   const idleTimer = idleSecs > 0
     ? setInterval(() => room.dropIdle(idleSecs * 1000), Math.min(idleSecs * 1000, 1000))
     : undefined;
-  announceListening(listener); // only now: whoever waits for it may signal at once
+  // only now: whoever waits for it may signal at once
+  if (listener instanceof TlsListener) console.log(`listening on ${label}`);
+  else announceListening(listener);
   // After it, so that stdout's first line is the readiness line on a terminal
   // too, where the console draws a prompt. (No signal is handled in between:
   // nothing here awaits.)
@@ -200,9 +217,15 @@ async function main(args: string[]): Promise<number> {
  * before it to leave: each gets its own reader loop at once. Returns when
  * the listener closes.
  */
-async function acceptLoop(room: Room, listener: Deno.TcpListener, rules: Rules): Promise<void> {
+async function acceptLoop(
+  room: Room,
+  listener: Deno.TcpListener | TlsListener,
+  rules: Rules,
+): Promise<void> {
   while (true) {
-    const conn = await acceptClient(listener);
+    const conn = listener instanceof TlsListener
+      ? await listener.accept()
+      : await acceptClient(listener);
     if (!conn) return;
     if (room.closing) {
       closeQuietly(conn);
@@ -216,6 +239,9 @@ async function acceptLoop(room: Room, listener: Deno.TcpListener, rules: Rules):
   }
 }
 
+/** A client's connection: plain TCP, or TLS (lib/tls_server.ts) shaped like it. */
+type ClientConn = Deno.TcpConn | TlsClientConn;
+
 /** What a reader loop needs besides the room: the limits, and the way in. */
 interface Rules {
   maxClients: number;
@@ -227,12 +253,12 @@ interface Rules {
 }
 
 /** A newcomer refused (server full, banned) is told why, not silently dropped. */
-function turnAway(conn: Deno.TcpConn, why: string): void {
+function turnAway(conn: ClientConn, why: string): void {
   tell(conn, why).finally(() => closeQuietly(conn));
 }
 
 /** One line to a client that is not (yet) in the room: written whole, or lost with it. */
-async function tell(conn: Deno.TcpConn, line: string): Promise<void> {
+async function tell(conn: ClientConn, line: string): Promise<void> {
   await writeAll(conn, new TextEncoder().encode(`${line}\n`)).catch(() => {});
 }
 
@@ -241,7 +267,7 @@ async function tell(conn: Deno.TcpConn, line: string): Promise<void> {
  * the note's recv() loop: read, frame into lines, hand each to the room,
  * until EOF (the note's `len(recv_data) == 0`).
  */
-async function readLoop(room: Room, conn: Deno.TcpConn, rules: Rules): Promise<void> {
+async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<void> {
   // Chat lines are small and should leave at once, not wait for Nagle's
   // algorithm (Deno leaves it on); keep-alive eventually notices a peer
   // that vanished without a FIN.
@@ -308,7 +334,7 @@ async function readLoop(room: Room, conn: Deno.TcpConn, rules: Rules): Promise<v
 }
 
 /** The third wrong password: the connection is closed, the operator told (not the password). */
-function wrongTooOften(room: Room, conn: Deno.TcpConn): void {
+function wrongTooOften(room: Room, conn: ClientConn): void {
   room.log(`! ${formatAddress(conn.remoteAddr)} gave a wrong password 3 times; disconnected`);
   closeQuietly(conn);
 }
@@ -484,6 +510,17 @@ function parseClusterFlags(
     throw new UsageError(`--room ${name}: use 1-64 letters, digits, _ . or -`);
   }
   return { url: redis, room: name };
+}
+
+/** --tls-cert and --tls-key, both or neither; the files read (lib/flag_files.ts). */
+async function readTlsFlags(certFile?: string, keyFile?: string): Promise<TlsKeyPair | undefined> {
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    throw new UsageError("--tls-cert FILE and --tls-key FILE go together: give both, or neither");
+  }
+  const cert = await readFlagFile(certFile, "--tls-cert");
+  const key = await readFlagFile(keyFile, "--tls-key");
+  return { cert, key, certFile, keyFile };
 }
 
 function delay(ms: number): Promise<void> {

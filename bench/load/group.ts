@@ -213,7 +213,14 @@ export class LoadGroup {
     host: string,
     port: number | number[],
     count: number,
-    options: { slow?: number; readBuffer?: number; concurrency?: number; timeoutMs?: number } = {},
+    options: {
+      slow?: number;
+      readBuffer?: number;
+      concurrency?: number;
+      timeoutMs?: number;
+      /** Connect over TLS, trusting this certificate (PEM). */
+      caCert?: string;
+    } = {},
   ): Promise<ConnectResult> {
     const perWorker: number[][] = this.workers.map(() => []);
     const portsPerWorker: number[][] = this.workers.map(() => []);
@@ -247,6 +254,7 @@ export class LoadGroup {
             readBuffer: options.readBuffer ?? 16 * 1024,
             concurrency,
             timeoutMs: options.timeoutMs ?? 60_000,
+            caCert: options.caCert,
           })
       ),
     );

@@ -33,6 +33,8 @@ export interface ConnectRequest {
   readBuffer: number;
   concurrency: number;
   timeoutMs: number;
+  /** Set: connect over TLS, trusting this certificate (PEM); else plain TCP. */
+  caCert?: string;
 }
 
 export interface RunRequest {
@@ -91,6 +93,7 @@ function decodeConnect(o: JsonObject): ConnectRequest {
     ids: numberArrayField(o, "ids"),
     slowIds: optionalNumberArrayField(o, "slowIds") ?? [],
     ...numberFields(o, ["readBuffer", "concurrency", "timeoutMs"] as const),
+    caCert: o.caCert === undefined ? undefined : stringField(o, "caCert"),
   };
 }
 

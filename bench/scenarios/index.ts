@@ -8,6 +8,7 @@ import { clusterScenario } from "./cluster.ts";
 import { flood5000, floodLimited } from "./flood.ts";
 import { idleScenario } from "./idle.ts";
 import { paced100, paced1000 } from "./paced.ts";
+import { paced1000Tls, paced100Tls } from "./paced_tls.ts";
 import { slowReaderScenario } from "./slow_reader.ts";
 import { startupScenario } from "./startup.ts";
 
@@ -15,6 +16,8 @@ const SCENARIOS: Record<string, (ctx: Context) => Scenario> = {
   "startup": startupScenario,
   "paced-1000": paced1000,
   "paced-100": paced100,
+  "paced-1000-tls": paced1000Tls,
+  "paced-100-tls": paced100Tls,
   "flood-5000": flood5000,
   "flood-limited": floodLimited,
   "idle": idleScenario,

@@ -24,12 +24,16 @@ interface PacedShape {
 
 const EXACT = (v: number) => v === 0;
 
+/** The load of paced-1000 and paced-100 (and of their TLS twins, paced_tls.ts). */
+export const PACED_LOAD = {
+  "paced-1000": { clients: 1000, senders: 10, rate: 50 },
+  "paced-100": { clients: 100, senders: 10, rate: 100 },
+} as const;
+
 export function paced1000(ctx: Context): Scenario {
   return pacedScenario(ctx, {
     name: "paced-1000",
-    clients: 1000,
-    senders: 10,
-    rate: 50,
+    ...PACED_LOAD["paced-1000"],
     seconds: ctx.options.quick ? 3 : 5,
     targets: {
       deliveredPct: { text: "100%", ok: (v) => v >= 100 },
@@ -46,9 +50,7 @@ export function paced1000(ctx: Context): Scenario {
 export function paced100(ctx: Context): Scenario {
   return pacedScenario(ctx, {
     name: "paced-100",
-    clients: 100,
-    senders: 10,
-    rate: 100,
+    ...PACED_LOAD["paced-100"],
     seconds: ctx.options.quick ? 3 : 5,
     targets: { p99Ms: { text: "<= 2 ms", ok: (v) => v <= 2 } },
     latencyChecks: true,

@@ -18,6 +18,16 @@ export interface TrafficScenarioConfig extends ClientSetup {
   floodControl?: boolean;
   /** paced-100: the pinned repeat, and after chat_server's run the floor relay run. */
   latencyChecks?: boolean;
+  /** chat_server over TLS (the *-tls scenarios): its flags, and the certificate clients trust. */
+  tls?: TlsSetup;
+}
+
+/** A certificate for chat_server's --tls-cert/--tls-key (see paced_tls.ts). */
+export interface TlsSetup {
+  /** `--tls-cert FILE --tls-key FILE`. */
+  serverArgs: string[];
+  /** The certificate, PEM, that clients trust. */
+  caCert: string;
 }
 
 export async function trafficRun(
@@ -27,12 +37,16 @@ export async function trafficRun(
   config: TrafficScenarioConfig,
 ): Promise<RunRecord> {
   const record = newRecord(server, index);
-  const room = await startServer(server, { ...ctx.chat, floodControl: config.floodControl });
+  const room = await startServer(server, {
+    ...ctx.chat,
+    floodControl: config.floodControl,
+    args: config.tls?.serverArgs,
+  });
   let group: LoadGroup | undefined;
   try {
     group = await LoadGroup.start(ctx.workers(config.workers));
     record.metrics.loadWorkers = group.workers.length;
-    if (!(await connectClients(record, room, group, config))) return record;
+    if (!(await connectClients(record, room, group, config, config.tls?.caCert))) return record;
     await settle(room.pid, 15_000);
     record.metrics.clockSkewMs = await group.clockSkewMs();
     await measureTraffic(record, room, group, config.spec);
@@ -62,11 +76,13 @@ async function connectClients(
   room: RunningServer,
   group: LoadGroup,
   setup: ClientSetup,
+  caCert: string | undefined,
 ): Promise<boolean> {
   const cpuBeforeConnect = cpuSeconds(room.pid);
   const connected = await group.connect(room.host, room.port, setup.clients, {
     readBuffer: setup.readBuffer,
     timeoutMs: setup.connectTimeoutMs,
+    caCert,
   });
   record.metrics.connectS = connected.ms / 1000;
   record.metrics.connectServerCpuS = cpuSeconds(room.pid) - cpuBeforeConnect;

@@ -7,7 +7,12 @@ import { type ConnectReply, type ConnectRequest } from "../protocol.ts";
 import { readLoop } from "./receive.ts";
 import { type Receiver, W } from "./state.ts";
 
-function newReceiver(id: number, conn: Deno.TcpConn, slow: boolean, readBuffer: number): Receiver {
+function newReceiver(
+  id: number,
+  conn: Deno.TcpConn | Deno.TlsConn,
+  slow: boolean,
+  readBuffer: number,
+): Receiver {
   return {
     id,
     conn,
@@ -46,8 +51,9 @@ async function connectOne(
   slow: boolean,
   readBuffer: number,
   deadline: number,
+  caCert: string | undefined,
 ): Promise<ConnectOutcome> {
-  let conn: Deno.TcpConn;
+  let conn: Deno.TcpConn | Deno.TlsConn;
   try {
     conn = await Deno.connect({ hostname: host, port });
   } catch (err) {
@@ -59,6 +65,20 @@ async function connectOne(
     conn.setNoDelay(true);
   } catch {
     // Reset already; the read loop notices.
+  }
+  if (caCert !== undefined) {
+    // TLS over the TCP socket whose Nagle is already off (a TlsConn from
+    // Deno.connectTls has no setNoDelay, and the senders' small lines would
+    // wait for ACKs): the option stays on the socket under TLS.
+    const tcp = conn;
+    try {
+      conn = await Deno.startTls(tcp, { hostname: host, caCerts: [caCert] });
+    } catch (err) {
+      tcp.close();
+      W.connectFailed++;
+      W.firstError ||= err instanceof Error ? err.message : String(err);
+      return "failed";
+    }
   }
   const c = newReceiver(id, conn, slow, readBuffer);
   W.clients.push(c);
@@ -94,6 +114,7 @@ export async function connectClients(msg: ConnectRequest): Promise<ConnectReply>
         slowIds.has(ids[i]),
         msg.readBuffer,
         deadline,
+        msg.caCert,
       );
       if (outcome !== "failed") connected++;
       if (outcome === "ready") ready++;

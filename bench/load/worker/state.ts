@@ -8,7 +8,8 @@ import { Histogram } from "../../common/histogram.ts";
 
 export interface Receiver {
   id: number;
-  conn: Deno.TcpConn;
+  /** Plain TCP, or TLS over a TCP socket whose Nagle is off (see connect.ts). */
+  conn: Deno.TcpConn | Deno.TlsConn;
   buf: Uint8Array;
   /** Bytes of an unfinished line kept at the start of `buf`. */
   tail: number;

@@ -40,16 +40,7 @@
 
 import { createInterface } from "node:readline";
 import process from "node:process";
-import {
-  onStopSignal,
-  paint,
-  parseFlags,
-  parseHost,
-  parseIntFlag,
-  parsePort,
-  runMain,
-  UsageError,
-} from "./utils.ts";
+import { onStopSignal, paint, parseFlags, parseHost, parsePort, runMain } from "./utils.ts";
 import {
   acceptClient,
   announceListening,
@@ -60,14 +51,9 @@ import {
 } from "./lib/net.ts";
 import { type ConsoleLog, pipedLog, terminalLog } from "./lib/console_log.ts";
 import { openLineEditor } from "./lib/line_editor.ts";
-import { readFlagFile, readFlagFileLines } from "./lib/flag_files.ts";
-import {
-  listenTlsNoDelay,
-  type TlsClientConn,
-  type TlsKeyPair,
-  TlsListener,
-} from "./lib/tls_server.ts";
-import { PASSWORD_PROMPT, PasswordGate, readPasswordFile } from "./lib/password.ts";
+import { listenTlsNoDelay, type TlsClientConn, TlsListener } from "./lib/tls_server.ts";
+import { PASSWORD_PROMPT, PasswordGate } from "./lib/password.ts";
+import { CHAT_FLAGS, chatOptions } from "./lib/chat_options.ts";
 import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
 import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
@@ -136,34 +122,11 @@ const LOG_DRAIN_MS = 2000;
 // ----------------------------------------------------------------- main ---
 
 async function main(args: string[]): Promise<number> {
-  const flags = parseFlags(args, {
-    "max-clients": { type: "string", default: "10000" },
-    "max-line": { type: "string", default: "4096" },
-    "max-queue": { type: "string", default: String(1024 * 1024) },
-    "idle-timeout": { type: "string", default: "0" },
-    history: { type: "string", default: "50" },
-    motd: { type: "string" },
-    "password-file": { type: "string" },
-    "max-rate": { type: "string", default: "20" },
-    redis: { type: "string" },
-    room: { type: "string" },
-    "tls-cert": { type: "string" },
-    "tls-key": { type: "string" },
-  }, USAGE);
+  const flags = parseFlags(args, CHAT_FLAGS, USAGE);
   const host = parseHost(flags.host);
   const port = parsePort(flags.port);
-  const cluster = parseClusterFlags(flags.redis, flags.room);
-  const maxClients = parseIntFlag(flags["max-clients"], "--max-clients", 1);
-  const maxLine = parseIntFlag(flags["max-line"], "--max-line", 1);
-  const maxQueue = parseIntFlag(flags["max-queue"], "--max-queue", 1);
-  const idleSecs = parseIntFlag(flags["idle-timeout"], "--idle-timeout", 0, 86_400 * 365);
-  const history = parseIntFlag(flags.history, "--history", 0, 10_000);
-  const motd = flags.motd === undefined ? [] : await readFlagFileLines(flags.motd, "--motd");
-  const password = flags["password-file"] === undefined
-    ? undefined
-    : await readPasswordFile(flags["password-file"]);
-  const maxRate = parseIntFlag(flags["max-rate"], "--max-rate", 0, 1_000_000);
-  const tls = await readTlsFlags(flags["tls-cert"], flags["tls-key"]);
+  const options = await chatOptions(flags); // every flag checked, the files it names read
+  const { maxClients, maxLine, maxQueue, maxRate, password, tls } = options;
 
   // socket() + bind() + listen(): Deno.listen does all three, SO_REUSEADDR included.
   // With TLS, lib/tls_server.ts: Deno.listenTls would leave Nagle's algorithm on.
@@ -174,6 +137,7 @@ async function main(args: string[]): Promise<number> {
   );
 
   const label = formatAddress(listener.addr);
+  const { history, motd, cluster, idleSecs } = options;
   const room = new Room({ maxQueue, maxLine, history, motd, label, log: () => {} });
   if (cluster) {
     // Loaded only now, from a specifier Deno cannot see ahead of time: a
@@ -191,9 +155,7 @@ async function main(args: string[]): Promise<number> {
   const idleTimer = idleSecs > 0
     ? setInterval(() => room.dropIdle(idleSecs * 1000), Math.min(idleSecs * 1000, 1000))
     : undefined;
-  // only now: whoever waits for it may signal at once
-  if (listener instanceof TlsListener) console.log(`listening on ${label}`);
-  else announceListening(listener);
+  announceListening(listener); // only now: whoever waits for it may signal at once
   // After it, so that stdout's first line is the readiness line on a terminal
   // too, where the console draws a prompt. (No signal is handled in between:
   // nothing here awaits.)
@@ -489,39 +451,7 @@ function moderate(room: Room, command: string, name: string): string {
 
 // -------------------------------------------------------------- helpers ---
 
-const ROOM_NAME_PATTERN = /^[\w.-]{1,64}$/;
-
-/** Checks --redis and --room; the Redis client itself judges the rest. */
-function parseClusterFlags(
-  redis?: string,
-  room?: string,
-): { url: string; room: string } | undefined {
-  if (redis === undefined) {
-    if (room !== undefined) {
-      throw new UsageError("--room needs --redis URL: rooms are shared through Redis");
-    }
-    return undefined;
-  }
-  if (!/^rediss?:\/\/[^/]/.test(redis)) {
-    throw new UsageError(`--redis ${redis}: expected a URL like redis://127.0.0.1:6379`);
-  }
-  const name = room ?? "lobby";
-  if (!ROOM_NAME_PATTERN.test(name)) {
-    throw new UsageError(`--room ${name}: use 1-64 letters, digits, _ . or -`);
-  }
-  return { url: redis, room: name };
-}
-
 /** --tls-cert and --tls-key, both or neither; the files read (lib/flag_files.ts). */
-async function readTlsFlags(certFile?: string, keyFile?: string): Promise<TlsKeyPair | undefined> {
-  if (certFile === undefined && keyFile === undefined) return undefined;
-  if (certFile === undefined || keyFile === undefined) {
-    throw new UsageError("--tls-cert FILE and --tls-key FILE go together: give both, or neither");
-  }
-  const cert = await readFlagFile(certFile, "--tls-cert");
-  const key = await readFlagFile(keyFile, "--tls-key");
-  return { cert, key, certFile, keyFile };
-}
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

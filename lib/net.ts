@@ -17,7 +17,7 @@ export function formatAddress(addr: { hostname: string; port: number }): string 
 }
 
 /** The readiness line tests and users wait for: `listening on HOST:PORT`, the real port. */
-export function announceListening(listener: Deno.TcpListener): void {
+export function announceListening(listener: { readonly addr: Deno.NetAddr }): void {
   console.log(`listening on ${formatAddress(listener.addr)}`);
 }
 

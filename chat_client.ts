@@ -46,7 +46,8 @@
 //   chat_server.ts, never to a peer that would not understand it.
 //
 // Reading guide (the note's line -> where it happens here):
-//   socket() + connect()          main(): Deno.connect, via connectTcp (utils.ts)
+//   socket() + connect()          main(): connectPlain, Deno.connect via connectTcp
+//                                 (lib/net.ts); with --tls, connectTls (lib/client_tls.ts)
 //   msg = input("...")            terminalChat / pipedChat (lib/client_view.ts): the
 //                                 line editor (lib/line_editor.ts) or, piped, readline
 //                                 hands each line to onTyped(), even while lines arrive
@@ -57,40 +58,40 @@
 //   recv(1024) + decode()         receive(): a conn.read() loop of its own, framed
 //                                 into lines by createReceiver (lib/client_lines.ts)
 //   print("收到的消息：...")      show() -> the view (lib/client_view.ts)
-//   recv() == b"" (not checked)   exitStatus(): "* connection closed by server", 0
+//   recv() == b"" (not checked)   exitStatus() (lib/client_ending.ts): "* connection
+//                                 closed by server", 0; errors: one error: line, 1
 //   client_sock.close()           main()'s finally: closeQuietly(conn)
-// The silence watch (lib/silence_watch.ts) is what the note lacks entirely, and
-// so are a room password (--password-file, or asked on the terminal), TLS
-// (--tls, --ca) and mentions of your nick (highlighted, the bell rung).
+// What the note lacks entirely: the server's first lines, which decide --nick,
+// pings and the line limit (lib/client_greeting.ts); the silence watch
+// (lib/silence_watch.ts); a room password (--password-file, or asked on the
+// terminal: lib/client_password.ts); TLS (--tls, --ca: lib/client_tls.ts); and
+// mentions of your nick (highlighted, the bell rung: lib/client_lines.ts).
 
 import process from "node:process";
 import {
-  Failure,
   onStopSignal,
   parseFlags,
   parseHost,
   parseIntFlag,
   parsePort,
   runMain,
-  sanitizeText,
   signalExitCode,
   type StopSignal,
   UsageError,
 } from "./utils.ts";
-import { closeQuietly, connectTcp, formatAddress, withHints } from "./lib/net.ts";
-import { readFlagFile, readFlagFileLines } from "./lib/flag_files.ts";
-import {
-  asOthersSeeIt,
-  createReceiver,
-  isPasswordPrompt,
-  isWelcome,
-  isWrongPassword,
-  lineLimitFromNotice,
-  mentionsNick,
-  nickFromNotice,
-  type Received,
-} from "./lib/client_lines.ts";
+import { closeQuietly, connectTcp, formatAddress } from "./lib/net.ts";
+import { asOthersSeeIt, createReceiver, type Received } from "./lib/client_lines.ts";
 import { type ChatInput, type ClientView, pipedChat, terminalChat } from "./lib/client_view.ts";
+import { type Greeting, parseNick, readGreeting } from "./lib/client_greeting.ts";
+import {
+  answerPassword,
+  type GivenPassword,
+  maskPassword,
+  type PasswordAnswer,
+  readPasswordFile,
+} from "./lib/client_password.ts";
+import { connectTls, readCaFile } from "./lib/client_tls.ts";
+import { type Ending, exitStatus, type ReadEnd } from "./lib/client_ending.ts";
 import type { EditorHooks } from "./lib/line_editor.ts";
 import { createLineSender, type LineSender } from "./lib/line_sender.ts";
 import { type SilenceWatch, watchSilence } from "./lib/silence_watch.ts";
@@ -178,15 +179,6 @@ error (connection refused or reset, no answer within --timeout), 2 bad usage,
 143 stopped by SIGTERM.`;
 
 const DEFAULT_TIMEOUT_SECS = 30;
-/** How long to wait, after /quit, for the server to close its side. */
-const QUIT_GRACE_MS = 1000;
-/** How long a failed write waits for the reader to see the server's close. */
-const WRITE_FAILURE_GRACE_MS = 500;
-/** How long --nick waits for chat_server.ts's welcome (it comes at once). */
-const GREETING_WAIT_MS = 2000;
-/** Lines a script may write ahead of the welcome before its input is paused. */
-const MAX_HELD_LINES = 64;
-const encoder = new TextEncoder();
 
 async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {
@@ -205,9 +197,7 @@ async function main(args: string[]): Promise<number> {
   if (flags.ca !== undefined && !flags.tls) throw new UsageError("--ca FILE needs --tls");
   const caCerts = flags.ca === undefined ? undefined : [await readCaFile(flags.ca)];
   const passwordFile = flags["password-file"];
-  const password = passwordFile === undefined
-    ? undefined
-    : { text: await readPassword(passwordFile), file: passwordFile };
+  const password = passwordFile === undefined ? undefined : await readPasswordFile(passwordFile);
 
   // socket() + connect(): refused or unreachable is one error: line, exit 1.
   const conn = flags.tls ? await connectTls(host, port, caCerts) : await connectPlain(host, port);
@@ -229,7 +219,7 @@ async function main(args: string[]): Promise<number> {
     return await exitStatus(chat, await chat.ended, reader);
   } finally {
     // client_sock.close(), whatever ended the chat.
-    clearTimeout(chat.greetingTimer);
+    chat.greeting.stop();
     chat.silence.stop();
     removeSignals();
     chat.view.stopPrompt();
@@ -251,76 +241,7 @@ async function connectPlain(host: string, port: number): Promise<Deno.TcpConn> {
   return conn;
 }
 
-/**
- * --tls: the handshake is done here, before the chat starts, so a
- * certificate that does not verify is one error: line saying what to do,
- * not a failed first read. (Deno.TlsConn has no setNoDelay/setKeepAlive.)
- */
-async function connectTls(host: string, port: number, caCerts?: string[]): Promise<Deno.TlsConn> {
-  const where = formatAddress({ hostname: host, port });
-  const conn = await withHints(
-    `connect to ${where}`,
-    () => Deno.connectTls({ hostname: host, port, caCerts }),
-  );
-  try {
-    await conn.handshake();
-  } catch (err) {
-    closeQuietly(conn);
-    throw new Failure(`TLS with ${where} failed: ${describe(err)}; ${tlsHint(err, caCerts)}`);
-  }
-  return conn;
-}
-
-/** What to try after a failed handshake, e.g. trusting the server's own certificate. */
-function tlsHint(err: unknown, caCerts?: string[]): string {
-  // Plain text where a TLS record should be: the server does not speak TLS.
-  if (/corrupt message|InvalidContentType/i.test(String(err))) {
-    return "is the server using TLS? (chat_server.ts needs --tls-cert and --tls-key)";
-  }
-  return caCerts === undefined
-    ? "if the server's certificate is its own (self-signed), pass --ca FILE with it"
-    : "check that --ca names the certificate the server uses and --host a name it is for";
-}
-
-/** --ca FILE: PEM certificates to verify the server against, instead of the system's. */
-async function readCaFile(path: string): Promise<string> {
-  const pem = await readFlagFile(path, "--ca");
-  if (!pem.includes("-----BEGIN CERTIFICATE-----")) {
-    throw new UsageError(`--ca ${path}: not a PEM certificate (no BEGIN CERTIFICATE line)`);
-  }
-  return pem;
-}
-
-/** --password-file FILE: its first line is the password; none is a usage error. */
-async function readPassword(path: string): Promise<string> {
-  const first = (await readFlagFileLines(path, "--password-file"))[0];
-  if (first === undefined || first === "") {
-    throw new UsageError(`--password-file ${path}: the first line (the password) is empty`);
-  }
-  return first;
-}
-
-/** A nick must be one word: a space or newline would change the command. */
-function parseNick(value: string): string {
-  // deno-lint-ignore no-control-regex
-  if (value === "" || /[\s\x00-\x1f\x7f]/.test(value)) {
-    throw new UsageError(`--nick must be one word without spaces, got '${sanitizeText(value)}'`);
-  }
-  return value;
-}
-
 // ------------------------------------------------------------------- chat ---
-
-/** How the connection's read side ended. */
-type ReadEnd = "eof" | "reset" | "closed";
-
-/** Why the chat ends: the first of these decides the exit status. */
-type Ending =
-  | { kind: "read"; end: ReadEnd }
-  | { kind: "leave"; code: number }
-  | { kind: "write-failed"; error: unknown }
-  | { kind: "silent" }
-  | { kind: "error"; error: unknown };
 
 /** The connection to the server: plain TCP, or TLS with --tls. */
 type ChatConn = Deno.TcpConn | Deno.TlsConn;
@@ -330,8 +251,8 @@ interface ChatOptions {
   timeoutSecs: number;
   /** --nick NAME. */
   nick?: string;
-  /** --password-file FILE's password, and the file, for the error line if it is wrong. */
-  password?: { text: string; file: string };
+  /** --password-file's password, sent when (and only if) the server asks. */
+  password?: GivenPassword;
   /** Ring the bell for a line that names us (a terminal only); false with --no-bell. */
   bell: boolean;
 }
@@ -348,31 +269,12 @@ interface Chat {
   view: ClientView;
   sender: LineSender;
   silence: SilenceWatch;
+  /** What the server's first lines said: welcome, password prompt, --nick, line limit. */
+  greeting: Greeting;
+  password: PasswordAnswer;
   /** Ends the chat; only the first call counts. */
   end(ending: Ending): void;
   ended: Promise<Ending>;
-  /** Our nick as the server last named it; undefined until it does. */
-  ownNick?: string;
-  /** Server lines received so far: only the first can be the welcome. */
-  linesSeen: number;
-  /** chat_server.ts welcomed us (its first line, or after a password): it answers /ping and says its line limit. */
-  greeted: boolean;
-  /** The first line asked for the room's password: the welcome follows a right /pass. */
-  admitting: boolean;
-  /** --password-file's password, sent when (and only if) the server asks. */
-  password?: { text: string; file: string };
-  /** A terminal is asking for the password: the next typed line is it. */
-  askingPassword: boolean;
-  /** The longest line the server takes, in bytes, once its welcome said so. */
-  maxLineBytes?: number;
-  /** --nick NAME, until the welcome (or its absence) decides whether it is sent. */
-  wantedNick?: string;
-  /** Lines typed while --nick waits for the welcome: they go after it, in order. */
-  held?: string[];
-  /** stdin ended while lines were held: half-close after them. */
-  heldEnd: boolean;
-  /** Gives up waiting for the welcome. */
-  greetingTimer?: ReturnType<typeof setTimeout>;
   /** The sender's queue is full: input stays paused until it drains. */
   backlogFull: boolean;
   /** stdin ended, or we closed it: nothing may resume it. */
@@ -381,7 +283,7 @@ interface Chat {
   leaving: boolean;
 }
 
-/** Sets up the conversation on `conn`: input, view, sender and silence watch. */
+/** Sets up the conversation on `conn`: input, view, sender, silence watch, greeting. */
 function startChat(conn: ChatConn, options: ChatOptions): Chat {
   const { timeoutSecs, nick } = options;
   const interactive = Boolean(process.stdin.isTTY && process.stdout.isTTY);
@@ -394,6 +296,7 @@ function startChat(conn: ChatConn, options: ChatOptions): Chat {
     ? terminalChat(hooks, { bell: options.bell })
     : pipedChat(hooks);
   const { promise: ended, resolve: end } = Promise.withResolvers<Ending>();
+  const send = (line: string) => chat.sender.send(line);
   const chat: Chat = {
     conn,
     server: formatAddress(conn.remoteAddr),
@@ -415,144 +318,63 @@ function startChat(conn: ChatConn, options: ChatOptions): Chat {
       },
       dead: () => end({ kind: "silent" }),
     }),
+    greeting: readGreeting(nick, {
+      welcomed: () => chat.silence.start(),
+      send,
+      notice: (line) => view.local(line),
+      passwordWanted: (refused) => chat.password.wanted(refused),
+      typed: (line) => onTyped(chat, line),
+      inputEnded() {
+        if (!chat.leaving) onInputEnd(chat);
+      },
+      pause: () => input.pause(),
+      resume: () => resumeInput(chat),
+    }),
+    password: answerPassword(options.password, {
+      interactive,
+      view,
+      send,
+      fail: (error) => end({ kind: "error", error }),
+    }),
     end,
     ended,
-    linesSeen: 0,
-    greeted: false,
-    admitting: false,
-    password: options.password,
-    askingPassword: false,
-    heldEnd: false,
     backlogFull: false,
     inputClosed: false,
     leaving: false,
   };
-  if (nick !== undefined) awaitGreeting(chat, nick);
   return chat;
-}
-
-/**
- * --nick NAME waits for chat_server.ts's welcome, its first line: a /nick
- * before it would be a stranger's line to nc or ncat, and chat_server.ts
- * holds the others' "* NAME joined" for it, so they see the chosen name.
- * Lines typed meanwhile are held, to go after it; if the server asks for
- * its password first, they go at once (the /pass is among them) and --nick
- * waits for the welcome that follows.
- */
-function awaitGreeting(chat: Chat, nick: string): void {
-  chat.wantedNick = nick;
-  chat.held = [];
-  chat.greetingTimer = setTimeout(
-    () => decideNick(chat, `no greeting from the server in ${GREETING_WAIT_MS / 1000} s`),
-    GREETING_WAIT_MS,
-  );
-}
-
-/** Sends --nick (no `refusal`), or says why not; then the lines held for it. */
-function decideNick(chat: Chat, refusal?: string): void {
-  const nick = chat.wantedNick;
-  if (nick === undefined) return;
-  chat.wantedNick = undefined;
-  if (refusal === undefined) chat.sender.send(`/nick ${nick}`);
-  else chat.view.local(`* ${refusal}; --nick not sent`);
-  releaseHeld(chat);
-}
-
-/** The lines typed while --nick waited go now, in order, and so does a held end of input. */
-function releaseHeld(chat: Chat): void {
-  clearTimeout(chat.greetingTimer);
-  const held = chat.held ?? [];
-  chat.held = undefined;
-  for (const line of held) onTyped(chat, line);
-  if (chat.heldEnd && !chat.leaving) onInputEnd(chat);
-  resumeInput(chat);
 }
 
 /** Reads typed lines again, unless something still holds them back. */
 function resumeInput(chat: Chat): void {
-  if (!chat.inputClosed && !chat.backlogFull && !chat.held) chat.input.resume();
+  if (!chat.inputClosed && !chat.backlogFull && !chat.greeting.holding) chat.input.resume();
 }
 
 /** A typed line: sent (the note's send), shown as the room sees it, or /quit. */
 function onTyped(chat: Chat, line: string): void {
   if (chat.leaving) return;
-  if (chat.askingPassword) return answerPassword(chat, line);
+  if (chat.password.asking) return chat.password.typed(line);
   if (chat.interactive && line === "") return; // the note's client quit here
-  if (chat.held) {
-    // A script can write faster than the welcome comes: hold a few, then pause.
-    if (chat.held.push(line) === MAX_HELD_LINES) chat.input.pause();
-    return;
-  }
+  if (chat.greeting.holding) return chat.greeting.hold(line); // --nick goes first
   if (line.trim() === "/quit") return leave(chat);
-  if (refusedAsTooLong(chat, line)) return;
+  // Over the server's limit it would only come back refused: a terminal keeps it to shorten.
+  const refusal = chat.greeting.overLimit(line);
+  if (refusal !== undefined) {
+    chat.view.local(chat.interactive ? `${refusal}; it is still in the input` : refusal);
+    return chat.view.keep(line);
+  }
   chat.sender.send(line);
   if (!chat.interactive) return;
-  const shown = asOthersSeeIt(line, chat.ownNick ?? "you");
+  const shown = asOthersSeeIt(line, chat.greeting.ownNick ?? "you");
   // A command: its answer will come. A password is not left on the screen.
-  if (shown === undefined) chat.view.echo(line.replace(/^(\/pass\s+)\S.*$/, "$1*****"));
+  if (shown === undefined) chat.view.echo(maskPassword(line));
   else chat.view.sent(shown);
-}
-
-/** The line typed at the terminal's "Password: " (masked): sent as /pass; empty asks on. */
-function answerPassword(chat: Chat, typed: string): void {
-  if (typed === "") return;
-  chat.askingPassword = false;
-  chat.view.endPassword();
-  sendPassword(chat, typed);
-}
-
-/** "/pass PASSWORD" to the server; the screen shows only "/pass *****". */
-function sendPassword(chat: Chat, password: string): void {
-  chat.sender.send(`/pass ${password}`);
-  if (chat.interactive) chat.view.echo("/pass *****");
-}
-
-/**
- * chat_server.ts asked for the room's password (its first line) or refused
- * one: --password-file's goes at once (once: a refused one ends the chat);
- * a terminal asks the user; a script is told how to give one.
- */
-function onPasswordWanted(chat: Chat, refused: boolean): void {
-  const given = chat.password;
-  if (given !== undefined && refused) {
-    const error = new Failure(`the server refused the password in --password-file ${given.file}`);
-    return chat.end({ kind: "error", error });
-  }
-  if (given !== undefined) return sendPassword(chat, given.text);
-  if (chat.interactive) {
-    chat.askingPassword = true;
-    return chat.view.askPassword();
-  }
-  if (!refused) {
-    chat.view.local(
-      "* the server wants a password: give --password-file FILE, or send /pass PASSWORD",
-    );
-  }
-}
-
-/**
- * A line over the server's limit would only come back as "! line too long",
- * after the client had shown it as said: it is not sent, a local line says
- * why, and on a terminal it goes back into the input to be shortened.
- */
-function refusedAsTooLong(chat: Chat, line: string): boolean {
-  const limit = chat.maxLineBytes;
-  if (limit === undefined) return false;
-  const bytes = encoder.encode(line).length;
-  if (bytes <= limit) return false;
-  const kept = chat.interactive ? "; it is still in the input" : "";
-  chat.view.local(`! not sent: ${bytes} bytes, over the server's limit of ${limit}${kept}`);
-  chat.view.keep(line);
-  return true;
 }
 
 /** End of stdin: Ctrl+D leaves a terminal chat; a script half-closes and keeps reading. */
 function onInputEnd(chat: Chat): void {
   if (chat.inputClosed) return; // our own close() at the end
-  if (chat.held && !chat.interactive) {
-    chat.heldEnd = true; // after the held lines
-    return;
-  }
+  if (chat.greeting.holding && !chat.interactive) return chat.greeting.holdEnd();
   chat.inputClosed = true;
   if (chat.interactive) leave(chat);
   else chat.sender.halfClose();
@@ -564,35 +386,6 @@ function leave(chat: Chat, signal?: StopSignal): void {
   chat.leaving = true;
   chat.view.stopPrompt();
   chat.end({ kind: "leave", code: signal === "SIGTERM" ? signalExitCode(signal) : 0 });
-}
-
-/** The exit status for how the chat ended, or the Failure for the one error: line. */
-async function exitStatus(chat: Chat, first: Ending, reader: Promise<ReadEnd>): Promise<number> {
-  if (first.kind === "leave") {
-    // Say goodbye, half-close, and show what the server still sends
-    // until it closes (a short wait: nc -l would never close).
-    if (chat.sender.open) chat.sender.send("/quit");
-    await chat.sender.halfClose();
-    await withTimeout(reader, QUIT_GRACE_MS);
-    return first.code;
-  }
-  if (first.kind === "error") throw first.error;
-  if (first.kind === "silent") {
-    throw new Failure(
-      `no answer from ${chat.server} for ${chat.timeoutSecs} s; the server or the network is gone`,
-    );
-  }
-  // A failed write usually means the server closed or reset: let the reader say which.
-  const readEnd = first.kind === "read"
-    ? first.end
-    : await withTimeout(reader, WRITE_FAILURE_GRACE_MS);
-  if (readEnd === undefined || readEnd === "closed") {
-    const why = first.kind === "write-failed" ? describe(first.error) : "closed";
-    throw new Failure(`lost the connection to ${chat.server}: ${why}`);
-  }
-  if (readEnd === "reset") throw new Failure(`connection reset by ${chat.server}`);
-  chat.view.local("* connection closed by server");
-  return 0;
 }
 
 // --------------------------------------------------------------- reading ---
@@ -643,48 +436,10 @@ async function readSome(conn: ChatConn, buffer: Uint8Array): Promise<number | Re
 function show(chat: Chat, received: Received): void {
   if ("local" in received) return chat.view.local(received.local);
   const line = received.server;
-  const first = chat.linesSeen++ === 0;
-  if ((first || chat.admitting) && isWelcome(line)) {
-    chat.greeted = true;
-    chat.admitting = false;
-    chat.silence.start();
-    decideNick(chat); // sent now, before the others hear of us
-  } else if (first && isPasswordPrompt(line)) {
-    // chat_server.ts with --password-file: the user's /pass must go now; --nick waits on.
-    chat.admitting = true;
-    releaseHeld(chat);
-  }
+  chat.greeting.arrived(line); // a welcome sends --nick; a password prompt lets /pass out
   if (chat.silence.isOwnPong(line)) return;
-  chat.ownNick = nickFromNotice(line) ?? chat.ownNick;
-  if (chat.greeted) chat.maxLineBytes = lineLimitFromNotice(line) ?? chat.maxLineBytes;
-  chat.view.incoming(line, chat.greeted && mentionsNick(line, chat.ownNick));
-  // After the prompt is shown: the answer, or the question, comes below it.
-  if (chat.admitting && (first || isWrongPassword(line))) onPasswordWanted(chat, !first);
-  if (first && !chat.greeted && !chat.admitting) {
-    decideNick(chat, "the server did not greet like chat_server.ts");
-  }
-}
-
-// --------------------------------------------------------------- helpers ---
-
-/** A failed write for the error: line, in a few words, without Deno's "(os error N)". */
-function describe(err: unknown): string {
-  if (err instanceof Deno.errors.BrokenPipe) return "broken pipe";
-  if (err instanceof Deno.errors.ConnectionReset) return "connection reset";
-  return err instanceof Error ? err.message.replace(/ \(os error \d+\)$/, "") : String(err);
-}
-
-/** The promise's value, or undefined if it takes longer than `ms`. */
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T | undefined> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<undefined>((resolve) => {
-    timer = setTimeout(() => resolve(undefined), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
+  chat.view.incoming(line, chat.greeting.learn(line)); // true: it names us
+  chat.greeting.shown(line); // below it: the password question, or --nick given up
 }
 
 if (import.meta.main) runMain(() => main(Deno.args), USAGE);

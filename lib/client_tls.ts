@@ -15,9 +15,10 @@ import { closeQuietly, formatAddress, withHints } from "./net.ts";
 import { describeFailure } from "./client_ending.ts";
 
 /**
- * Deno.connectTls to `host`:`port`, verified against `caCerts` (or the
- * system's roots), handshake done. (Deno.TlsConn has no
- * setNoDelay/setKeepAlive.)
+ * TLS to `host`:`port`, verified against `caCerts` (or the system's roots),
+ * handshake done. A Deno.TlsConn has no setNoDelay, and Nagle's algorithm
+ * would hold each small line back for up to 40 ms behind the last one's ACK:
+ * so a plain TCP connection first, Nagle off, then TLS over it (startTls).
  */
 export async function connectTls(
   host: string,
@@ -25,10 +26,10 @@ export async function connectTls(
   caCerts?: string[],
 ): Promise<Deno.TlsConn> {
   const where = formatAddress({ hostname: host, port });
-  const conn = await withHints(
-    `connect to ${where}`,
-    () => Deno.connectTls({ hostname: host, port, caCerts }),
-  );
+  const tcp = await withHints(`connect to ${where}`, () => Deno.connect({ hostname: host, port }));
+  tcp.setNoDelay(true);
+  tcp.setKeepAlive(true);
+  const conn = await Deno.startTls(tcp, { hostname: host, caCerts });
   try {
     await conn.handshake();
   } catch (err) {

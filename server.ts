@@ -62,7 +62,7 @@ options:
 The message ends at a newline, when the client closes its side, or after N bytes.
 The first line printed is "listening on HOST:PORT" with the real port.
 Exit status: 0 served a client, 1 runtime error (e.g. port in use), 2 bad usage,
-130 interrupted by Ctrl+C before a client was served.`;
+130 interrupted by Ctrl+C (143 by SIGTERM) before a client was served.`;
 
 async function main(args: string[]): Promise<number> {
   const flags = parseFlags(args, {

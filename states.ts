@@ -58,6 +58,7 @@ import { type OwnedSocket, OwnerCache } from "./lib/owners.ts";
 import { clientSends, HANDSHAKE, isSegment, serverSends } from "./lib/picture.ts";
 import { listenerEnd, NO_SOCKET, waitingClients } from "./lib/probes.ts";
 import {
+  missingForProc,
   pollTcpSockets,
   readTcpSockets,
   requireLinux,
@@ -122,6 +123,11 @@ async function main(args: string[]): Promise<number> {
   const states = flags.state ? statesNamed([flags.state].flat(), "--state") : undefined;
   if (flags.demo && flags.watch) throw new UsageError("--demo and --watch cannot be combined");
   if (flags.demo && states) throw new UsageError("--state filters the list; --demo shows all");
+  if (states?.includes("CLOSED")) {
+    throw new UsageError(
+      "--state CLOSED: a closed socket is no socket at all; the kernel lists none",
+    );
+  }
   if (flags.watch && flags.json) {
     throw new UsageError("--json prints one snapshot; it cannot be combined with --watch");
   }
@@ -148,8 +154,7 @@ async function main(args: string[]): Promise<number> {
  */
 function exitUnlessAllPermissions(args: string[]): void {
   if (args.includes("--help") || args.includes("-h")) return;
-  const kinds = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
-  const missing = kinds.filter((name) => Deno.permissions.querySync({ name }).state !== "granted");
+  const missing = missingForProc();
   if (!missing.length) return;
   console.error(
     `error: reading /proc needs all permissions (--allow-all; missing: ${missing.join(", ")}): ` +

@@ -184,6 +184,15 @@ export async function readTcpSockets(): Promise<TcpSocket[]> {
   return sockets;
 }
 
+/**
+ * The permissions this process lacks to read /proc: Deno opens it only with
+ * all of them (-A). Empty when it may.
+ */
+export function missingForProc(): string[] {
+  const kinds = ["read", "write", "net", "env", "run", "ffi", "sys", "import"] as const;
+  return kinds.filter((name) => Deno.permissions.querySync({ name }).state !== "granted");
+}
+
 /** Throws Failure, with what to use instead, when this is not Linux (no /proc/net/tcp). */
 export function requireLinux(): void {
   if (Deno.build.os !== "linux") {

@@ -14,11 +14,18 @@ import { Failure, paint } from "../utils.ts";
 import { closeQuietly, formatAddress, listenTcp, writeAll } from "./net.ts";
 import { type Libc, LibcError, openLibc } from "./libc.ts";
 import { readMessage } from "./message.ts";
-import { pollTcpSockets, socketsOnPort } from "./proc_net_tcp.ts";
+import { missingForProc, pollTcpSockets, socketsOnPort } from "./proc_net_tcp.ts";
 import { formatTable, plainRows } from "./state_table.ts";
 
 /** The 2MSL problem and its fix, shown by the kernel: a TIME_WAIT, then three binds. */
 export async function reuseDemo(host: string, port: number): Promise<number> {
+  const missing = missingForProc();
+  if (missing.length) {
+    throw new Failure(
+      `--demo reads /proc, which needs all permissions (missing: ${missing.join(", ")}): ` +
+        "run it with deno run -A reuse_server.ts --demo",
+    );
+  }
   const address = await serveOneClientClosingFirst(host, port);
   await showTimeWait(address);
   console.log(`3. Binding ${formatAddress(address)} again at once, as a restarted server would:`);

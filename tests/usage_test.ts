@@ -82,3 +82,16 @@ Deno.test("usage: with --allow-net only, an error on a terminal is one plain lin
     await terminal.close();
   }
 });
+
+Deno.test("usage: states.ts --state CLOSED is refused; reuse_server --demo without -A says why first", async () => {
+  const closed = await script("states.ts", ["--state", "closed"]);
+  assert.equal(closed.code, 2);
+  assert.match(closed.stderr, /^error: --state CLOSED: a closed socket is no socket at all/);
+  const demo = await run(Deno.execPath(), ["run", "-N", `${ROOT}reuse_server.ts`, "--demo"]);
+  assert.equal(demo.code, 1);
+  assert.equal(demo.stdout, "", "nothing is staged before the permission is known");
+  assert.match(
+    demo.stderr,
+    /^error: --demo reads \/proc, which needs all permissions .*deno run -A/,
+  );
+});

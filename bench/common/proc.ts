@@ -72,12 +72,20 @@ export function isAlive(pid: number): boolean {
 export async function settle(pid: number, maxMs: number): Promise<number> {
   const started = nowMs();
   let last = cpuSeconds(pid);
+  let quiet = 0;
+  // Quiet for QUIET_WINDOWS windows in a row (about a second), not one: the
+  // chat tells the room of its newcomers up to half a second after they
+  // connect (it waits for a first /nick), then in batches, and that work
+  // must be done before a scenario measures anything.
   while (nowMs() - started < maxMs) {
     await delay(300);
     const now = cpuSeconds(pid);
     if (!Number.isFinite(now)) break;
-    if (now - last <= 0.03) break;
+    quiet = now - last <= 0.03 ? quiet + 1 : 0;
+    if (quiet >= QUIET_WINDOWS) break;
     last = now;
   }
   return nowMs() - started;
 }
+
+const QUIET_WINDOWS = 3;

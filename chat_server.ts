@@ -89,13 +89,16 @@ options:
   --max-rate N          lines a second per client, bursts up to 2N (default 20; 0: no
                         limit); a client over it is slowed (its lines wait in TCP), told once
   --redis URL           be one room with every instance using this Redis
-                        (redis://HOST:PORT); see "Scaling out" in the README
+                        (redis://HOST:PORT); see docs/scaling.md
   --room NAME           which room on that Redis (default lobby)
   --tls-cert FILE       speak TLS on --port with this certificate (PEM; deno task cert
                         makes one); needs --tls-key. Clients: chat_client.ts --tls,
                         ncat --ssl, openssl s_client
   --tls-key FILE        the certificate's private key (PEM)
   -h, --help            show this help
+
+Permissions: --allow-net; files named by flags also need --allow-read=FILE, and
+--redis --allow-read=lib/cluster.ts (-A covers everything).
 
 client commands: /nick NAME, /who [-v], /msg NAME text, /me action, /away [REASON], /back,
                  /ping, /help, /quit

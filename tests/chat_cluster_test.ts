@@ -29,7 +29,7 @@ import {
   type Script,
   send,
   type Server,
-  spawnCommand,
+  spawnRedis,
   startServer,
   stopServer,
   text,
@@ -80,16 +80,7 @@ class Cluster {
 
   /** Starts redis-server on `port` (default: a free one) and waits for PONG. */
   async redis(port = freePort()): Promise<Redis> {
-    const proc = spawnCommand("redis-server", [
-      "--port",
-      String(port),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ]);
+    const proc = spawnRedis(port);
     const redis = { port, url: `redis://127.0.0.1:${port}`, proc };
     this.#redises.push(redis);
     await waitForRedis(redis);

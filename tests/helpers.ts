@@ -512,3 +512,20 @@ export async function withPair(
     closeBoth();
   }
 }
+
+/**
+ * A throwaway redis-server on loopback `port`: nothing saved to disk. The
+ * tests that need one share this line, so they all run Redis the same way.
+ */
+export function spawnRedis(port: number): Script {
+  return spawnCommand("redis-server", [
+    "--port",
+    String(port),
+    "--bind",
+    "127.0.0.1",
+    "--save",
+    "",
+    "--appendonly",
+    "no",
+  ]);
+}

@@ -8,7 +8,8 @@
 // same flags.
 
 import assert from "node:assert/strict";
-import { connectClient, freePort, ROOT, run, spawnCommand } from "./helpers.ts";
+import { SCRIPTS } from "../tools/compile.ts";
+import { connectClient, freePort, ROOT, run, spawnCommand, spawnRedis } from "./helpers.ts";
 import { openTerminal, type Terminal } from "./tmux.ts";
 
 interface Task {
@@ -43,15 +44,8 @@ const NEEDS: Record<string, string[]> = {
   "chat_client.ts": ["--allow-net"],
 };
 
-/** Scripts that must run as `./SCRIPT.ts`. */
-const EXECUTABLE = [
-  "server.ts",
-  "client.ts",
-  "states.ts",
-  "reuse_server.ts",
-  "chat_server.ts",
-  "chat_client.ts",
-];
+/** Scripts that must run as `./SCRIPT.ts`: every one. */
+const EXECUTABLE: readonly string[] = SCRIPTS;
 
 function taskCommand(name: string): string {
   const task = config.tasks[name];
@@ -201,16 +195,7 @@ Deno.test({
   ignore: !(await redisAvailable()),
   async fn() {
     const redisPort = freePort();
-    const redis = spawnCommand("redis-server", [
-      "--port",
-      String(redisPort),
-      "--bind",
-      "127.0.0.1",
-      "--save",
-      "",
-      "--appendonly",
-      "no",
-    ]);
+    const redis = spawnRedis(redisPort);
     const words = [...taskFlags("chat_server.ts"), "chat_server.ts", "--port", "0"];
     const chat = spawnCommand("bash", [
       "-c",

@@ -375,6 +375,8 @@ Deno.test("hostile: 2,000 connect-then-reset cycles leave no one behind", async 
   await waitForOnline(watcher, 1, 20_000);
   const joined = watcher.lines.lines.filter((l) => / joined$/.test(l)).length;
   const left = watcher.lines.lines.filter((l) => / left$/.test(l)).length;
+  // The server's log reaches its pipe in batches (every 50 ms): wait for it.
+  for (let i = 0; i < 100 && servedLines().length - servedBefore < 667; i++) await delay(50);
   const served = servedLines().length - servedBefore;
   console.log(`  2000 resets: ${served} served, ${joined} joined, ${left} left`);
   assert.equal(joined, left, "everyone the others heard join has left");

@@ -18,6 +18,7 @@
  * @module
  */
 
+import type { Socket } from "node:net";
 import { createServer, type Server, type TLSSocket } from "node:tls";
 import { createPrivateKey, X509Certificate } from "node:crypto";
 import { Failure, UsageError } from "../utils.ts";
@@ -128,7 +129,29 @@ export class TlsListener {
   /** Wraps a `node:tls` server that has not started listening yet. */
   constructor(server: Server) {
     this.#server = server;
-    server.on("secureConnection", (socket: TLSSocket) => this.#arrived(new TlsClientConn(socket)));
+    // A connection that never finishes its handshake (a port scan, a silent
+    // or plain-TCP client, one that closes first) is closed after
+    // HANDSHAKE_TIMEOUT_MS: node:tls in Deno does not apply handshakeTimeout,
+    // and every such socket would otherwise hold a descriptor for good.
+    const pending = new Map<string, ReturnType<typeof setTimeout>>();
+    server.on("connection", (raw: Socket) => {
+      const key = `${raw.remoteAddress}:${raw.remotePort}`;
+      const timer = setTimeout(() => raw.destroy(), HANDSHAKE_TIMEOUT_MS);
+      pending.set(key, timer);
+      const forget = () => {
+        clearTimeout(timer);
+        if (pending.get(key) === timer) pending.delete(key);
+      };
+      raw.once("close", forget);
+      // EOF before the handshake: nothing more can come (allowHalfOpen keeps it open otherwise).
+      raw.once("end", () => pending.has(key) && raw.destroy());
+    });
+    server.on("secureConnection", (socket: TLSSocket) => {
+      const key = `${socket.remoteAddress}:${socket.remotePort}`;
+      clearTimeout(pending.get(key));
+      pending.delete(key);
+      this.#arrived(new TlsClientConn(socket));
+    });
     // A failed handshake: node:tls destroys that socket; the others go on.
     server.on("tlsClientError", () => {});
   }

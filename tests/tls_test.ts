@@ -4,6 +4,7 @@
 
 import assert from "node:assert/strict";
 import {
+  delay,
   LineReader,
   readableOf,
   run,
@@ -203,6 +204,23 @@ Deno.test("a plain-TCP client gets no chat; the TLS server keeps serving and lea
     await before.lines.waitFor(`* ${after.nick} left`);
     assert.ok(await openFds(server.child.pid) < fdsBefore + 3);
     await before.close();
+  });
+});
+
+Deno.test("connections that never finish a handshake (probes, silent clients) are closed", async () => {
+  await withTlsServer(async (server) => {
+    const fdsBefore = await openFds(server.child.pid);
+    const silent = await Deno.connect({ hostname: "127.0.0.1", port: server.port });
+    for (let i = 0; i < 10; i++) {
+      (await Deno.connect({ hostname: "127.0.0.1", port: server.port })).close(); // a port probe
+    }
+    await delay(300);
+    assert.ok(await openFds(server.child.pid) > fdsBefore, "held while they might still speak");
+    const closed = await silent.read(new Uint8Array(16)).catch(() => null);
+    assert.equal(closed, null, "a client silent for the handshake timeout is closed");
+    silent.close();
+    await delay(300);
+    assert.ok(await openFds(server.child.pid) <= fdsBefore, "nothing left behind");
   });
 });
 

@@ -124,7 +124,8 @@ options:
   -h, --help        show this help
 
 chat server commands (sent as typed): /nick NAME, /who, /msg NAME text,
-/me action, /ping, /help, /quit. /quit, Ctrl+D or Ctrl+C leave the chat.
+/me action, /away [REASON], /back, /ping, /help, /quit. /quit, Ctrl+D or
+Ctrl+C leave the chat.
 
 On a terminal (stdin and stdout both): a "> " prompt, local HH:MM
 timestamps, your own lines shown as "<nick> text" (the server does not echo
@@ -329,7 +330,7 @@ function startChat(conn: ChatConn, options: ChatOptions): Chat {
       },
       pause: () => input.pause(),
       resume: () => resumeInput(chat),
-    }),
+    }, options.password !== undefined),
     password: answerPassword(options.password, {
       interactive,
       view,

@@ -7,7 +7,7 @@
  * @module
  */
 
-import { parseArgs, type ParseArgsConfig, styleText } from "node:util";
+import { inspect, parseArgs, type ParseArgsConfig, styleText } from "node:util";
 import process from "node:process";
 
 /** Where servers listen and clients connect unless told otherwise. */
@@ -178,20 +178,27 @@ export function sanitizeText(text: string): string {
 export type Colour = Parameters<typeof styleText>[0];
 
 // On a terminal styleText reads the environment (NO_COLOR, FORCE_COLOR,
-// TERM...): without --allow-env Deno would stop to ask. Then: no colours.
+// TERM...): without --allow-env Deno would stop to ask, so then paint
+// colours by itself, from NO_COLOR and whether the stream is a terminal.
 const mayReadEnv = Deno.permissions.querySync({ name: "env" }).state === "granted";
 
 /**
  * Styles `text` only when the stream is a terminal and NO_COLOR is unset
- * (styleText checks both), so pipes and files always get plain text; and
- * only with --allow-env (or -A), so a least-privilege run never prompts.
+ * (styleText checks both), so pipes and files always get plain text; a
+ * least-privilege run (no --allow-env) never prompts for them.
  */
 export function paint(
   format: Colour,
   text: string,
   stream: "stdout" | "stderr" = "stdout",
 ): string {
-  return mayReadEnv ? styleText(format, text, { stream: process[stream] }) : text;
+  if (mayReadEnv) return styleText(format, text, { stream: process[stream] });
+  // Without --allow-env: NO_COLOR (Deno.noColor) and the terminal alone decide.
+  if (Deno.noColor || !Deno[stream].isTerminal()) return text;
+  return [format].flat().reduceRight((out, name) => {
+    const [open, close] = inspect.colors[name] ?? [];
+    return open === undefined ? out : `\x1b[${open}m${out}\x1b[${close}m`;
+  }, text);
 }
 
 // --------------------------------------------------------------- signals ---

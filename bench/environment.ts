@@ -56,5 +56,6 @@ export function headerLine(options: Options, env: Environment): string {
     `ncat ${env.ncat}, ${redis}${env.cpus} CPUs (${env.cpuModel}), load average ` +
     `${env.loadavg.map((v) => v.toFixed(2)).join(" ")} at start, ` +
     `${options.workers ?? "1-2"} load workers, fd limit ${env.benchFdLimit}, ` +
-    `${options.chatScript} sha256 ${env.chatScriptSha256}`;
+    `${options.chatScript} sha256 ${env.chatScriptSha256} (run with --max-rate 0, flood control ` +
+    "off, in every scenario but flood-limited)";
 }

@@ -98,7 +98,11 @@ export interface Greeting {
  * after it; if the server asks for its password first, they go at once (the
  * /pass is among them) and --nick waits for the welcome that follows.
  */
-export function readGreeting(nick: string | undefined, hooks: GreetingHooks): Greeting {
+export function readGreeting(
+  nick: string | undefined,
+  hooks: GreetingHooks,
+  answersPassword = false,
+): Greeting {
   let linesSeen = 0;
   /** The line being handled is the server's first: only it can be the welcome or the prompt. */
   let first = false;
@@ -108,21 +112,26 @@ export function readGreeting(nick: string | undefined, hooks: GreetingHooks): Gr
   let ownNick: string | undefined;
   let lineLimit: number | undefined;
   let wantedNick = nick;
-  let held: string[] | undefined = nick === undefined ? undefined : [];
+  // With --password-file the client answers the prompt itself, and what a
+  // script typed waits for the welcome: sent before it, the server would
+  // answer each line with the prompt, and the line would be lost.
+  const holding = nick !== undefined || answersPassword;
+  let held: string[] | undefined = holding ? [] : undefined;
   let heldEnd = false;
-  const timer = nick === undefined ? undefined : setTimeout(
+  const timer = !holding ? undefined : setTimeout(
     () => decideNick(`no greeting from the server in ${GREETING_WAIT_MS / 1000} s`),
     GREETING_WAIT_MS,
   );
 
   /** Sends --nick (no `refusal`), or says why not; then the lines held for it. */
   const decideNick = (refusal?: string) => {
-    if (wantedNick === undefined) return;
-    const name = wantedNick;
-    wantedNick = undefined;
-    if (refusal === undefined) hooks.send(`/nick ${name}`);
-    else hooks.notice(`* ${refusal}; --nick not sent`);
-    releaseHeld();
+    if (wantedNick !== undefined) {
+      const name = wantedNick;
+      wantedNick = undefined;
+      if (refusal === undefined) hooks.send(`/nick ${name}`);
+      else hooks.notice(`* ${refusal}; --nick not sent`);
+    }
+    if (held !== undefined) releaseHeld();
   };
 
   /** The lines typed while --nick waited go now, in order, and so does a held end of input. */
@@ -169,9 +178,10 @@ export function readGreeting(nick: string | undefined, hooks: GreetingHooks): Gr
         hooks.welcomed();
         decideNick(); // sent now, before the others hear of us
       } else if (first && isPasswordPrompt(line)) {
-        // chat_server.ts with --password-file: the user's /pass must go now; --nick waits on.
+        // chat_server.ts with --password-file: the user's own /pass must go now
+        // (--nick waits on); answered from a file, everything waits for the welcome.
         admitting = true;
-        releaseHeld();
+        if (!answersPassword && held !== undefined) releaseHeld();
       }
     },
     learn(line) {

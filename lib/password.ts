@@ -26,9 +26,10 @@ const DEADLINE_MS = 30_000;
 
 const utf8 = new TextDecoder();
 
-/** The password: the first line of `path` (an empty or missing file is a usage error). */
+/** The password: the first line of `path`, blanks around it ignored (an empty or missing file, or a blank line, is a usage error). */
 export async function readPasswordFile(path: string, flag = "--password-file"): Promise<string> {
-  const [first] = await readFlagFileLines(path, flag);
+  // Blanks around it are not part of it: /pass ignores them too.
+  const first = (await readFlagFileLines(path, flag))[0]?.trim();
   if (!first) {
     throw new UsageError(`${flag} ${path}: its first line is empty; put the password there`);
   }

@@ -1066,6 +1066,18 @@ Deno.test({
       assert.equal((await good.exit()).code, 0);
       assert.equal(good.stdout.lines[0], "* password required: /pass PASSWORD");
 
+      // A script's lines written before it is let in wait for the welcome.
+      const scripted = spawnClient(server.port, ["--password-file", right.path]);
+      await scripted.write("early line\n/quit\n");
+      await scripted.closeStdin();
+      assert.equal((await scripted.exit()).code, 0);
+      await server.stdout.waitFor(/<guest\d+> early line$/);
+      assert.equal(
+        scripted.stdout.lines.filter((l) => l.startsWith("* password required")).length,
+        1,
+        "no line reached the server before the password",
+      );
+
       const bad = spawnClient(server.port, ["--password-file", wrong.path]);
       const status = await bad.exit();
       assert.equal(status.code, 1);

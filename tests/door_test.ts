@@ -55,3 +55,21 @@ Deno.test("flood control: bursts of 2N, then N a second; told once until refille
   for (let i = 0; i < 20; i++) assert.equal(bucket.take(5000).warn, false);
   assert.equal(bucket.take(5000).warn, true);
 });
+
+Deno.test("password: blanks around the file's line are not part of it; a blank line is refused", async () => {
+  const { readPasswordFile } = await import("../lib/password.ts");
+  const { UsageError } = await import("../utils.ts");
+  const file = await Deno.makeTempFile();
+  try {
+    await Deno.writeTextFile(file, "  abc \t\nsecond\n");
+    const secret = await readPasswordFile(file);
+    assert.equal(secret, "abc");
+    assert.deepEqual(new PasswordGate(secret, () => {}).check(line("/pass  abc ")), {
+      admitted: true,
+    });
+    await Deno.writeTextFile(file, "   \n");
+    await assert.rejects(() => readPasswordFile(file), UsageError);
+  } finally {
+    await Deno.remove(file);
+  }
+});

@@ -95,3 +95,22 @@ Deno.test("usage: states.ts --state CLOSED is refused; reuse_server --demo witho
     /^error: --demo reads \/proc, which needs all permissions .*deno run -A/,
   );
 });
+
+Deno.test("usage: colours on a terminal with --allow-net only, from NO_COLOR and the terminal", async () => {
+  const { runInTerminal } = await import("./helpers.ts");
+  const program = await Deno.makeTempFile({ suffix: ".ts" });
+  try {
+    await Deno.writeTextFile(
+      program,
+      `import { paint } from ${JSON.stringify(`${ROOT}utils.ts`)};\n` +
+        `console.log(JSON.stringify(paint(["inverse", "cyan"], "hi")));\n`,
+    );
+    const tty = await runInTerminal(Deno.execPath(), ["run", "-N", program]);
+    assert.equal(tty.code, 0, tty.output);
+    assert.match(tty.output, /\\u001b\[7m\\u001b\[36mhi/, "coloured, and nothing asked");
+    const piped = await run(Deno.execPath(), ["run", "-N", program]);
+    assert.equal(piped.stdout, '"hi"\n', "never into a pipe");
+  } finally {
+    await Deno.remove(program);
+  }
+});

@@ -43,7 +43,7 @@ import {
   stopServer,
   waitForListen,
 } from "./helpers.ts";
-import { openTerminal } from "./tmux.ts";
+import { openTerminal, type Terminal } from "./tmux.ts";
 
 const encoder = new TextEncoder();
 const chatServerExists = await Deno.stat(`${ROOT}chat_server.ts`).then(() => true, () => false);
@@ -775,11 +775,27 @@ function clientOnTerminal(port: number, args: string[], size: { columns: number;
   return openTerminal(command, size);
 }
 
-Deno.test("chat_client: on a terminal, a line arrives above the prompt and half-typed input survives", async () => {
+/**
+ * Runs `body` with chat_client.ts on a terminal and the in-test server's
+ * side of its connection; both are closed afterwards, whatever happens.
+ */
+async function withClientOnTerminal(
+  args: string[],
+  size: { columns: number; rows: number },
+  body: (term: Terminal, peer: Peer) => Promise<void>,
+): Promise<void> {
   const server = listenLocal();
-  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 10 });
+  const term = await clientOnTerminal(server.port, args, size);
   try {
-    const peer = await server.accept();
+    await body(term, await server.accept());
+  } finally {
+    await term.close();
+    await server.close();
+  }
+}
+
+Deno.test("chat_client: on a terminal, a line arrives above the prompt and half-typed input survives", async () => {
+  await withClientOnTerminal([], { columns: 80, rows: 10 }, async (term, peer) => {
     await peer.send("* welcome, you are carol\n");
     await term.waitFor(
       "the welcome",
@@ -829,17 +845,11 @@ Deno.test("chat_client: on a terminal, a line arrives above the prompt and half-
     await peer.lines.end();
     peer.conn.close();
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
-  } finally {
-    await term.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("chat_client: on a terminal, a 5,000-character paste shows at once in one row; over the limit it stays in the input", async () => {
-  const server = listenLocal();
-  const term = await clientOnTerminal(server.port, ["--nick", "bob"], { columns: 100, rows: 12 });
-  try {
-    const peer = await server.accept();
+  await withClientOnTerminal(["--nick", "bob"], { columns: 100, rows: 12 }, async (term, peer) => {
     await peer.send("* welcome, you are carol\n");
     assert.equal(await peer.lines.next(), "/nick bob");
     await peer.send("* online (1): carol\n* type /help for commands; lines up to 4096 bytes\n");
@@ -892,17 +902,11 @@ Deno.test("chat_client: on a terminal, a 5,000-character paste shows at once in 
     await peer.lines.end();
     peer.conn.close();
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
-  } finally {
-    await term.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("chat_client: on a narrow terminal, wide characters scroll in one row, never cut", async () => {
-  const server = listenLocal();
-  const term = await clientOnTerminal(server.port, [], { columns: 20, rows: 6 });
-  try {
-    const peer = await server.accept();
+  await withClientOnTerminal([], { columns: 20, rows: 6 }, async (term, peer) => {
     await peer.send("* hi\n");
     await term.waitFor("the first line", (rows) => rows.some((row) => row.endsWith("* hi")));
     await term.type("你好世界".repeat(5) + "🙂"); // 42 columns into 17
@@ -926,17 +930,11 @@ Deno.test("chat_client: on a narrow terminal, wide characters scroll in one row,
     assert.equal(await peer.lines.next(), "/quit");
     peer.conn.close();
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
-  } finally {
-    await term.close();
-    await server.close();
-  }
+  });
 });
 
 Deno.test("chat_client: a narrower window gets the input row redrawn to fit, no stale copy", async () => {
-  const server = listenLocal();
-  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 8 });
-  try {
-    const peer = await server.accept();
+  await withClientOnTerminal([], { columns: 80, rows: 8 }, async (term, peer) => {
     await peer.send("* hi\n");
     await term.waitFor("the first line", (rows) => rows.some((row) => row.endsWith("* hi")));
     const typed = "a".repeat(60) + "END";
@@ -957,10 +955,7 @@ Deno.test("chat_client: a narrower window gets the input row redrawn to fit, no 
     assert.equal(await peer.lines.next(), "/quit");
     peer.conn.close();
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
-  } finally {
-    await term.close();
-    await server.close();
-  }
+  });
 });
 
 // ------------------------------------------------ password, TLS, mentions ---
@@ -1140,10 +1135,7 @@ Deno.test("chat_client: piped without --password-file, the prompt is answered by
 });
 
 Deno.test("chat_client: on a terminal without --password-file, it asks 'Password: ' and never shows what is typed", async () => {
-  const server = listenLocal();
-  const term = await clientOnTerminal(server.port, [], { columns: 80, rows: 10 });
-  try {
-    const peer = await server.accept();
+  await withClientOnTerminal([], { columns: 80, rows: 10 }, async (term, peer) => {
     await peer.send("* password required: /pass PASSWORD\n");
     await term.waitFor("the password prompt", (r) => r.includes("Password:"));
     await term.type("wrong1");
@@ -1171,10 +1163,7 @@ Deno.test("chat_client: on a terminal without --password-file, it asks 'Password
     assert.equal(await peer.lines.next(), "/quit");
     peer.conn.close();
     await term.waitFor("exit=0", (r) => r.includes("exit=0"));
-  } finally {
-    await term.close();
-    await server.close();
-  }
+  });
 });
 
 /** A certificate for localhost and 127.0.0.1 made with openssl, as Deno accepts it. */

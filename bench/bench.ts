@@ -1,14 +1,16 @@
 /**
  * bench/bench.ts: `deno task bench`, chat_server.ts measured side by side
- * with `ncat -l --chat -m 20000` in the same run (issue 5). The entry point:
+ * with its peers (ncat --chat, a Node relay, a Go server in the Go book's
+ * chat shape) in the same run. The entry point:
  * flags (options.ts), which scenarios (scenarios/index.ts), the run loop,
  * and the tables (report/table.ts). See bench/README.md for what each
  * scenario does and what each figure means.
  *
- *   deno task bench [--quick] [--scenario NAME]... [--runs N] [--server chat|ncat|both]
+ *   deno task bench [--quick] [--scenario NAME]... [--runs N] [--server chat,ncat,node,go|all|both]
  *                   [--json FILE] [--workers W] [--chat-script FILE] [--deno-flag FLAG]...
  *
- * Each scenario runs both servers alternately (chat, ncat, ncat, chat, ...),
+ * Each scenario runs its servers alternately (chat, ncat, node, go, then in
+ * reverse),
  * `--runs` times, then prints its table. Every run is bounded in time; a
  * server that cannot hold a scenario's clients is not re-run for that
  * scenario. Progress goes to stderr, tables to stdout. Loopback only.
@@ -17,6 +19,7 @@
 import { cleanupOnSignal, killAllTracked } from "./common/children.ts";
 import { nowMs, withTimeout } from "./common/time.ts";
 import { environment, headerLine } from "./environment.ts";
+import { buildLoadGen, type LoadGenBuild, removeLoadGen } from "./load/c_load.ts";
 import { type Options, parseOptions } from "./options.ts";
 import { progress, summarizeRun } from "./report/progress.ts";
 import { summarize } from "./report/summary.ts";
@@ -25,9 +28,8 @@ import { type ScenarioOutcome, writeJson } from "./results.ts";
 import { type Context, type RunRecord, type Scenario } from "./scenario.ts";
 import { buildScenarios, SCENARIO_NAMES } from "./scenarios/index.ts";
 import { type Availability } from "./servers/command.ts";
-import { SERVER_LABEL, type ServerKind } from "./servers/compared.ts";
+import { ensureServer, PEERS, SERVER_LABEL, type ServerKind } from "./servers/compared.ts";
 import { buildFloorRelay, type FloorRelayBuild, removeFloorRelay } from "./servers/floor_relay.ts";
-import { ensureNcat } from "./servers/ncat.ts";
 import { probeRedis } from "./servers/redis.ts";
 
 /** The longest one run of one server may take before it counts as failed. */
@@ -38,19 +40,21 @@ async function main(args: string[]): Promise<number> {
   if (!options) return 0;
   const removeSignals = cleanupOnSignal();
   let floorRelay: Promise<FloorRelayBuild> | undefined;
+  let loadGen: Promise<LoadGenBuild> | undefined;
   const ctx: Context = {
     options,
     workers: (byDefault) => options.workers ?? byDefault,
     chat: { script: options.chatScript, denoFlags: options.denoFlags },
     floorRelay: () => (floorRelay ??= buildFloorRelay()),
+    loadGen: () => (loadGen ??= buildLoadGen()),
   };
   SERVER_LABEL.chat = options.chatScript.split("/").pop()!;
   const started = nowMs();
   try {
-    const ncat = await dropNcatIfMissing(options);
+    const peers = await dropMissingPeers(options);
     if (options.servers.length === 0) throw new Error("no server left to measure");
     const redis = await dropClusterIfNoRedis(options);
-    const env = await environment(options, ncat, redis);
+    const env = await environment(options, peers, redis);
     console.log(headerLine(options, env));
     const outcomes: ScenarioOutcome[] = [];
     for (const scenario of buildScenarios(ctx, options.scenarios)) {
@@ -72,18 +76,27 @@ async function main(args: string[]): Promise<number> {
     removeSignals();
     const built = await floorRelay;
     if (built) await removeFloorRelay(built);
+    const generator = await loadGen;
+    if (generator) await removeLoadGen(generator);
   }
 }
 
-/** ncat, installed if need be when it is to be measured; without it, its column goes. */
-async function dropNcatIfMissing(options: Options): Promise<Availability | undefined> {
-  if (!options.servers.includes("ncat")) return undefined;
-  const ncat = await ensureNcat(progress);
-  if (!ncat.ok) {
-    console.log(`note: the ncat column is skipped: ${ncat.reason}`);
-    options.servers = options.servers.filter((s) => s !== "ncat");
+/**
+ * The peers to be measured (ncat, node, go), each installed or built if need
+ * be (servers/compared.ts ensureServer); without one, its column goes.
+ */
+async function dropMissingPeers(
+  options: Options,
+): Promise<Partial<Record<ServerKind, Availability>>> {
+  const found: Partial<Record<ServerKind, Availability>> = {};
+  for (const peer of PEERS.filter((s) => options.servers.includes(s))) {
+    const availability = found[peer] = await ensureServer(peer, progress);
+    if (!availability.ok) {
+      console.log(`note: the ${peer} column is skipped: ${availability.reason}`);
+      options.servers = options.servers.filter((s) => s !== peer);
+    }
   }
-  return ncat;
+  return found;
 }
 
 /** redis-server, when the cluster scenario is to run; without it, the scenario goes. */

@@ -10,11 +10,12 @@ import { type Options } from "./options.ts";
 import { type Environment } from "./results.ts";
 import { CPUS } from "./scenario.ts";
 import { type Availability } from "./servers/command.ts";
+import { type ServerKind } from "./servers/compared.ts";
 
-/** `ncat` / `redis`: what the probes found, undefined when not asked (not measured). */
+/** What the probes of the peers and redis found; a missing one was not asked (not measured). */
 export async function environment(
   options: Options,
-  ncat: Availability | undefined,
+  peers: Partial<Record<ServerKind, Availability>>,
   redis: Availability | undefined,
 ): Promise<Environment> {
   const cpuModel = (await Deno.readTextFile("/proc/cpuinfo").catch(() => ""))
@@ -23,7 +24,9 @@ export async function environment(
     date: new Date().toISOString(),
     deno: Deno.version.deno,
     v8: Deno.version.v8,
-    ncat: describe(ncat ?? { ok: false, reason: "not asked" }),
+    ncat: peers.ncat === undefined ? "not asked" : describe(peers.ncat),
+    node: peers.node === undefined ? "not asked" : describe(peers.node),
+    go: peers.go === undefined ? "not asked" : describe(peers.go),
     redis: redis === undefined ? "not asked" : describe(redis),
     cpus: CPUS,
     cpuModel,
@@ -52,10 +55,15 @@ async function scriptSha256(script: string): Promise<string> {
 /** The line above the tables: when, which versions, which machine, which chat script. */
 export function headerLine(options: Options, env: Environment): string {
   const redis = options.scenarios.includes("cluster") ? `redis-server ${env.redis}, ` : "";
+  // The peers asked for: their versions, or why their columns are skipped.
+  const peers = ([["ncat", env.ncat], ["node", env.node], ["go", env.go]] as const)
+    .filter(([, found]) => found !== "not asked")
+    .map(([name, found]) => `${name} ${found}, `).join("");
   return `# deno task bench${options.quick ? " --quick" : ""}: ${env.date}, Deno ${env.deno}, ` +
-    `ncat ${env.ncat}, ${redis}${env.cpus} CPUs (${env.cpuModel}), load average ` +
+    `${peers}${redis}${env.cpus} CPUs (${env.cpuModel}), load average ` +
     `${env.loadavg.map((v) => v.toFixed(2)).join(" ")} at start, ` +
-    `${options.workers ?? "1-2"} load workers, fd limit ${env.benchFdLimit}, ` +
+    `load: bench/loadgen.c where it serves, else ${options.workers ?? "1-2"} Deno workers, ` +
+    `fd limit ${env.benchFdLimit}, ` +
     `${options.chatScript} sha256 ${env.chatScriptSha256} (run with --max-rate 0, flood control ` +
     "off, in every scenario but flood-limited)";
 }

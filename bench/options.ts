@@ -4,7 +4,7 @@
  */
 
 import { parseArgs } from "node:util";
-import { type ServerKind } from "./servers/compared.ts";
+import { SERVER_KINDS, type ServerKind } from "./servers/compared.ts";
 
 export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.ts [options])
 
@@ -14,7 +14,9 @@ export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/
                        slow-reader, cluster (skipped when redis-server is missing);
                        chat_server runs with --max-rate 0 but in flood-limited
   --runs N             runs per server per scenario (default 3; --quick: 1)
-  --server WHICH       chat, ncat or both (default both)
+  --server LIST        comma-separated: chat, ncat, node (Node relay), go (Go book's chat
+                       shape), floor (Deno.listen floor, idle only); or all (the default:
+                       every one available here); both = chat,ncat (as before)
   --json FILE          also write every raw figure as JSON to FILE
   --workers W          load generator worker processes (default: 1 for paced-100,
                        2 for the others; on 2 cores more workers only add contention)
@@ -25,7 +27,10 @@ export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/
 export interface Options {
   quick: boolean;
   runs: number;
+  /** The rooms to measure: chat and its peers (ncat, node, go), never the floor. */
   servers: ServerKind[];
+  /** The Deno.listen floor beside them, in the idle scenario only (it relays nothing). */
+  floor: boolean;
   scenarios: string[];
   json?: string;
   /** Load generator workers; undefined: each scenario's default (1 or 2). */
@@ -46,7 +51,7 @@ export function parseOptions(args: string[], names: readonly string[]): Options 
       quick: { type: "boolean", default: false },
       scenario: { type: "string", multiple: true },
       runs: { type: "string" },
-      server: { type: "string", default: "both" },
+      server: { type: "string", default: "all" },
       json: { type: "string" },
       workers: { type: "string" },
       "chat-script": { type: "string", default: "chat_server.ts" },
@@ -59,7 +64,11 @@ export function parseOptions(args: string[], names: readonly string[]): Options 
     return undefined;
   }
   const scenarios = (values.scenario ?? names).map((name) => scenarioNamed(name, names));
-  const servers = serversNamed(values.server);
+  const named = serversNamed(values.server);
+  const servers = named.filter((s) => s !== "floor");
+  if (servers.length === 0) {
+    throw new Error("--server floor: the floor stands beside another server (in idle)");
+  }
   const runs = Number(values.runs ?? (values.quick ? 1 : 3));
   const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (!Number.isInteger(runs) || runs < 1 || runs > 20) throw new Error("--runs: 1 to 20");
@@ -70,6 +79,7 @@ export function parseOptions(args: string[], names: readonly string[]): Options 
     quick: values.quick,
     runs,
     servers,
+    floor: named.includes("floor"),
     // In the bench's own order, whatever the order of the flags.
     scenarios: names.filter((s) => scenarios.includes(s)),
     json: values.json,
@@ -88,8 +98,17 @@ function scenarioNamed(name: string, names: readonly string[]): string {
   return matches[0];
 }
 
-function serversNamed(server: string): ServerKind[] {
-  if (server === "both") return ["chat", "ncat"];
-  if (server === "chat" || server === "ncat") return [server];
-  throw new Error(`--server ${server}: expected chat, ncat or both`);
+/** `--server`'s list in column order: `all`, `both` (chat,ncat) or kinds, comma-separated. */
+function serversNamed(list: string): ServerKind[] {
+  const names = new Set<string>();
+  for (const name of list.split(",").map((n) => n.trim()).filter((n) => n)) {
+    if (name === "all") SERVER_KINDS.forEach((kind) => names.add(kind));
+    else if (name === "both") names.add("chat").add("ncat");
+    else if ((SERVER_KINDS as readonly string[]).includes(name)) names.add(name);
+    else {
+      throw new Error(`--server ${name}: expected ${SERVER_KINDS.join(", ")}, all or both`);
+    }
+  }
+  if (names.size === 0) throw new Error("--server: name at least one server");
+  return SERVER_KINDS.filter((kind) => names.has(kind));
 }

@@ -2,7 +2,10 @@
  * bench/results.ts: the --json output, typed: the environment a bench ran in
  * and, per scenario, every run's record and the summary its table shows.
  * Rewritten after every scenario, so a bench stopped halfway keeps what it
- * measured.
+ * measured. Each summary row holds every server's median and min-max, the
+ * row's direction (`better`), its best peer (the best median of ncat, node and
+ * go: the lowest, or the highest where higher is better) and chat_server's
+ * ratio to it (`ratio`), and to the Deno.listen floor (`floorRatio`, idle).
  */
 
 import { fileURLToPath } from "node:url";
@@ -17,8 +20,12 @@ export interface Environment {
   date: string;
   deno: string;
   v8: string;
-  /** ncat's version, or `skipped: <why>`. */
+  /** ncat's version, `skipped: <why>`, or `not asked` (not among --server). */
   ncat: string;
+  /** node's version (the Node relay), the same way. */
+  node: string;
+  /** go's version (the Go book's chat shape, built with it), the same way. */
+  go: string;
   /** redis-server's version, `skipped: <why>`, or `not asked` (no cluster scenario). */
   redis: string;
   cpus: number;

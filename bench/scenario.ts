@@ -10,6 +10,7 @@ import { type Options } from "./options.ts";
 import { type ServerKind } from "./servers/compared.ts";
 import { type FloorRelayBuild } from "./servers/floor_relay.ts";
 import { type TrafficResult } from "./load/group.ts";
+import { type LoadGenBuild } from "./load/c_load.ts";
 
 /** A run's figures by metric key (the `--json` `metrics`); rows pick theirs by key. */
 export type Metrics = Record<string, number>;
@@ -57,6 +58,16 @@ export function addPrefixed(record: RunRecord, prefix: string, metrics: Metrics)
 export interface Target {
   text: string;
   ok: (v: number) => boolean;
+  /** Met only when chat_server's median is also at or ahead of the row's best peer. */
+  vsBestPeer?: boolean;
+}
+
+/** The target "at or ahead of the best peer" (and `ok`, when given, on chat's own figure). */
+export function aheadOfBestPeer(
+  text = "<= best peer",
+  ok: (v: number) => boolean = () => true,
+): Target {
+  return { text, ok, vsBestPeer: true };
 }
 
 /** One line of a scenario's table. */
@@ -102,6 +113,8 @@ export interface Context {
   chat: { script: string; denoFlags: string[] };
   /** bench/floor_relay.c built (once, on first use), or why it could not be. */
   floorRelay(): Promise<FloorRelayBuild>;
+  /** bench/loadgen.c, the C load generator, built (once, on first use), or why it could not be. */
+  loadGen(): Promise<LoadGenBuild>;
 }
 
 /** The machine's CPU count: shares of "all cores" are of this. */

@@ -169,8 +169,50 @@ export interface TrafficHooks {
   onPoll?: () => void;
 }
 
+/** How clients are opened: the options both load generators take. */
+export interface LoadConnectOptions {
+  /** Read buffer per client (16 KiB by default): a longer line is skipped as a notice. */
+  readBuffer?: number;
+  /** Clients connecting or waiting for their first line at once (8 by default). */
+  concurrency?: number;
+  timeoutMs?: number;
+  /**
+   * When a client counts as ready: once the room's first line arrived ("line",
+   * the default: chat_server's welcome, ncat's announce), or once its connect
+   * completed ("connected": a relay that greets nobody; CLoadGen only).
+   */
+  ready?: "line" | "connected";
+  /** Connect over TLS, trusting this certificate (PEM); LoadGroup only. */
+  caCert?: string;
+}
+
+/**
+ * The clients of one room behind either load generator: a LoadGroup (Deno
+ * worker processes) or a CLoadGen (bench/loadgen.c, load/c_load.ts). Both
+ * send the same lines and check them the same way; traffic() may be called
+ * several times on the same clients.
+ */
+export interface LoadClients {
+  /** "deno" (LoadGroup) or "c" (CLoadGen), for the record. */
+  readonly kind: "deno" | "c";
+  /** The generator's processes (e.g. to pin them with taskset). */
+  readonly pids: number[];
+  connect(
+    host: string,
+    port: number,
+    count: number,
+    options?: LoadConnectOptions,
+  ): Promise<ConnectResult>;
+  traffic(spec: TrafficSpec, hooks?: TrafficHooks): Promise<TrafficResult>;
+  /** Largest |generator clock - coordinator clock| in ms. */
+  clockSkewMs(): Promise<number>;
+  /** Closes every client and ends the generator's processes. */
+  close(): Promise<void>;
+}
+
 /** A set of worker processes holding clients of one room. */
-export class LoadGroup {
+export class LoadGroup implements LoadClients {
+  readonly kind = "deno";
   readonly workers: WorkerClient[];
   /** Client id -> worker index. */
   readonly owner: number[] = [];
@@ -203,6 +245,10 @@ export class LoadGroup {
     return this.owner.length;
   }
 
+  get pids(): number[] {
+    return this.workers.map((w) => w.pid);
+  }
+
   /**
    * Opens `count` more clients (round robin over the workers), `slow` of them
    * never reading. Resolves when every one has received its first line, failed,
@@ -213,15 +259,12 @@ export class LoadGroup {
     host: string,
     port: number | number[],
     count: number,
-    options: {
-      slow?: number;
-      readBuffer?: number;
-      concurrency?: number;
-      timeoutMs?: number;
-      /** Connect over TLS, trusting this certificate (PEM). */
-      caCert?: string;
-    } = {},
+    options: LoadConnectOptions & { slow?: number } = {},
   ): Promise<ConnectResult> {
+    if (options.ready === "connected") {
+      // The workers wait for each client's first line (load/worker/connect.ts).
+      throw new Error("the Deno load workers need a room that greets each client");
+    }
     const perWorker: number[][] = this.workers.map(() => []);
     const portsPerWorker: number[][] = this.workers.map(() => []);
     const ports = typeof port === "number" ? [port] : port;

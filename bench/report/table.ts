@@ -1,13 +1,21 @@
 /**
  * bench/report/table.ts: a scenario's table on stdout, in Markdown: one
- * column per server (median (min-max), the ratio chat_server / ncat, the
- * target and `met` / `MISSED`), or for a one-server scenario with variants
- * (cluster), one column per variant. Notes follow the table.
+ * column per server (median (min-max)), then the row's best peer and
+ * chat_server's ratio to it (and to the Deno.listen floor when it ran), the
+ * target and `met` / `MISSED`; or, for a one-server scenario with variants
+ * (cluster), one column per variant. Columns are headed by short names, which
+ * the line above the table spells out. Notes follow the table.
  */
 
 import { type ScenarioOutcome } from "../results.ts";
 import { type Column, type Row, type Scenario } from "../scenario.ts";
-import { isServerKind, SERVER_LABEL, type ServerKind } from "../servers/compared.ts";
+import {
+  isServerKind,
+  PEERS,
+  SERVER_COLUMN,
+  SERVER_LABEL,
+  type ServerKind,
+} from "../servers/compared.ts";
 import { fmt } from "./format.ts";
 import { type ServerSummary } from "./summary.ts";
 
@@ -16,10 +24,19 @@ export function printTable(scenario: Scenario, outcome: ScenarioOutcome, quick: 
   else printServerTable(scenario, outcome, quick);
 }
 
-/** `median (min-max)`, or the median alone when there is one run or the range formats flat. */
+/**
+ * `median (min-max)`, the unit written once when all three share it (`1.20 ms
+ * (1.10-1.40)`); the median alone when there is one run or the range formats flat.
+ */
 function cellText(row: Row, s: ServerSummary): string {
-  if (s.n === 1 || row.fmt(s.min) === row.fmt(s.max)) return row.fmt(s.median);
-  return `${row.fmt(s.median)} (${row.fmt(s.min)}-${row.fmt(s.max)})`;
+  const [med, min, max] = [row.fmt(s.median), row.fmt(s.min), row.fmt(s.max)];
+  if (s.n === 1 || min === max) return med;
+  const parts = [med, min, max].map((text) => /^(-?[\d.,]+)(\D.*)?$/.exec(text));
+  const unit = parts[0]?.[2] ?? "";
+  if (parts.every((p) => p && (p[2] ?? "") === unit)) {
+    return `${med} (${parts[1]![1]}-${parts[2]![1]})`;
+  }
+  return `${med} (${min}-${max})`;
 }
 
 /** The table's lines: header, separator, body; every column padded to its widest cell. */
@@ -38,44 +55,62 @@ function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? "" : "s"}`;
 }
 
-function verdict(met: boolean | undefined, quick: boolean): string {
-  const word = met ? "met" : "MISSED";
-  return quick ? `${word} (quick)` : word;
+function verdict(met: boolean | undefined): string {
+  return met ? "met" : "MISSED";
 }
 
 function printServerTable(scenario: Scenario, outcome: ScenarioOutcome, quick: boolean): void {
   const servers = scenario.servers;
-  const compared = servers.length === 2;
-  const judged = servers.includes("chat");
+  const chat = servers.includes("chat");
+  const compared = chat && servers.some((s) => PEERS.includes(s));
+  const floor = chat && servers.includes("floor");
   const cell = (row: Row, server: ServerKind) => {
     const s = outcome.summary[row.key]?.[server];
     if (!s) return outcome.skipped[server] ? "n/a" : "-";
     return cellText(row, s);
   };
+  const ratio = (v: number | undefined) => (v === undefined ? "" : fmt.ratio(v));
   const header = [
     "metric",
-    ...servers.map((s) => SERVER_LABEL[s]),
-    ...(compared ? ["chat/ncat"] : []),
-    ...(judged ? ["target (chat_server)", ""] : []),
+    ...servers.map((s) => SERVER_COLUMN[s]),
+    ...(compared ? ["best peer", "chat/best"] : []),
+    ...(floor ? ["chat/floor"] : []),
+    ...(chat ? ["target", ""] : []),
   ];
   const body = scenario.rows
     .filter((row) => servers.some((s) => outcome.summary[row.key]?.[s]))
     .map((row) => {
       const entry = outcome.summary[row.key];
-      const status = entry.target === undefined ? "" : verdict(entry.met, quick);
+      const status = entry.target === undefined ? "" : verdict(entry.met);
       return [
         row.label,
         ...servers.map((s) => cell(row, s)),
-        ...(compared ? [entry.ratio === undefined ? "" : fmt.ratio(entry.ratio)] : []),
-        ...(judged ? [entry.target ?? "", status] : []),
+        ...(compared
+          ? [entry.bestPeer ? SERVER_COLUMN[entry.bestPeer] : "", ratio(entry.ratio)]
+          : []),
+        ...(floor ? [ratio(entry.floorRatio)] : []),
+        ...(chat ? [entry.target ?? "", status] : []),
       ];
     });
-  const runsText = servers.map((s) => {
-    const n = outcome.runs.filter((r) => r.server === s && !r.error).length;
-    return `${SERVER_LABEL[s]} ${plural(n, "run")}`;
-  }).join(", ");
+  const counts = servers.map((s) => outcome.runs.filter((r) => r.server === s && !r.error).length);
+  const runsText = counts.every((n) => n === counts[0])
+    ? `${plural(counts[0], "run")}${servers.length > 1 ? " each" : ""}`
+    : servers.map((s, i) => `${SERVER_COLUMN[s]} ${plural(counts[i], "run")}`).join(", ");
+  const legend = servers.map((s) => `${SERVER_COLUMN[s]} = ${SERVER_LABEL[s]}`).join(", ");
   console.log(`\n### ${outcome.title}`);
-  console.log(`(median (min-max) of ${runsText}; ${outcome.seconds.toFixed(0)} s)`);
+  // With --quick, met / MISSED judge the quick sizes.
+  const sizes = quick && chat ? "; targets judged on the quick sizes" : "";
+  console.log(
+    `(median (min-max) of ${runsText}; ${legend}${sizes}; ${outcome.seconds.toFixed(0)} s)`,
+  );
+  if (compared) {
+    console.log(
+      `(best peer: per row, the best median of ${
+        servers.filter((s) => PEERS.includes(s)).join(", ")
+      }: the lowest, or the highest for rates and shares delivered; chat/best: chat's ` +
+        `median over its${floor ? "; chat/floor: over the floor's" : ""})`,
+    );
+  }
   for (const line of markdownTable(header, body)) console.log(line);
   printServerNotes(scenario, outcome);
 }

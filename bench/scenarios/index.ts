@@ -6,6 +6,7 @@
 import { type Context, type Scenario } from "../scenario.ts";
 import { clusterScenario } from "./cluster.ts";
 import { flood5000, floodLimited } from "./flood.ts";
+import { flood1k } from "./flood_big.ts";
 import { idleScenario } from "./idle.ts";
 import { paced100, paced1000 } from "./paced.ts";
 import { paced1000Tls, paced100Tls } from "./paced_tls.ts";
@@ -20,6 +21,7 @@ const SCENARIOS: Record<string, (ctx: Context) => Scenario> = {
   "paced-100-tls": paced100Tls,
   "flood-5000": flood5000,
   "flood-limited": floodLimited,
+  "flood-1k": flood1k,
   "idle": idleScenario,
   "slow-reader": slowReaderScenario,
   "cluster": clusterScenario,

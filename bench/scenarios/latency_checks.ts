@@ -9,7 +9,8 @@
  */
 
 import { settle } from "../common/proc.ts";
-import { LoadGroup, type TrafficResult, type TrafficSpec } from "../load/group.ts";
+import { startLoadClients } from "../load/c_load.ts";
+import { type LoadClients, type TrafficResult, type TrafficSpec } from "../load/group.ts";
 import { fmt } from "../report/format.ts";
 import { type Context, CPUS, type Row, type RunRecord } from "../scenario.ts";
 import { startFloorRelay } from "../servers/floor_relay.ts";
@@ -17,10 +18,12 @@ import { startFloorRelay } from "../servers/floor_relay.ts";
 /** How a traffic scenario connects its clients; the floor run connects the same way. */
 export interface ClientSetup {
   clients: number;
-  /** Load workers by default (--workers overrides). */
+  /** Deno load workers by default (--workers overrides), when not the C generator. */
   workers: number;
   readBuffer: number;
   connectTimeoutMs: number;
+  /** When a client counts as connected (see LoadConnectOptions): "line" by default. */
+  ready?: "line" | "connected";
 }
 
 /** A repeat of the traffic: its delivered share, p50 and p99, under `prefix`. */
@@ -44,20 +47,26 @@ export function latencyCheckRows(): Row[] {
   return [...repeatRows("pinned", "pinned"), ...repeatRows("floor", "floor (C relay)")];
 }
 
-/** The traffic through the floor relay, on fresh clients; a string says why not. */
+/**
+ * The traffic through the floor relay, on fresh clients of the same kind of
+ * load generator as the run's own (so the floor is comparable); a string says
+ * why not.
+ */
 export async function floorTraffic(
   ctx: Context,
   setup: ClientSetup,
   spec: TrafficSpec,
+  kind: LoadClients["kind"],
 ): Promise<TrafficResult | string> {
   const built = await ctx.floorRelay();
   if (!built.ok) return built.reason;
   const relay = await startFloorRelay(built.path).catch((err) => String(err?.message ?? err));
   if (typeof relay === "string") return relay;
-  let group: LoadGroup | undefined;
+  let load: LoadClients | undefined;
   try {
-    group = await LoadGroup.start(ctx.workers(setup.workers));
-    const connected = await group.connect(relay.host, relay.port, setup.clients, {
+    const sameAsRun = kind === "deno" ? "as in the run itself" : undefined;
+    load = (await startLoadClients(ctx.loadGen, ctx.workers(setup.workers), sameAsRun)).clients;
+    const connected = await load.connect(relay.host, relay.port, setup.clients, {
       readBuffer: setup.readBuffer,
       timeoutMs: setup.connectTimeoutMs,
     });
@@ -65,10 +74,10 @@ export async function floorTraffic(
       return `held ${connected.ready} of ${setup.clients} clients`;
     }
     await settle(relay.pid, 5000);
-    return await group.traffic(spec);
+    return await load.traffic(spec);
   } finally {
     await relay.stop();
-    await group?.close();
+    await load?.close();
   }
 }
 
@@ -88,22 +97,25 @@ async function pin(pid: number, cpus: string): Promise<boolean> {
 }
 
 /**
- * Runs `spec` again with the server's threads on CPU 0 and every load worker's
- * on CPU 1, then lets them run anywhere again. A string says why it could not.
+ * Runs `spec` again with the server's threads on CPU 0 and the load
+ * generator's processes (the C one, or every Deno worker) on CPU 1, then lets
+ * them run anywhere again. A string says why it could not.
  */
 export async function pinnedTraffic(
   serverPid: number,
-  group: LoadGroup,
+  load: LoadClients,
   spec: TrafficSpec,
 ): Promise<TrafficResult | string> {
   if (CPUS < 2) return "needs 2 CPUs";
-  const workers = group.workers.map((w) => w.pid);
+  const workers = load.pids;
   const all = `0-${CPUS - 1}`;
   try {
     if (!(await pin(serverPid, "0"))) return "taskset failed (util-linux installed?)";
-    for (const pid of workers) if (!(await pin(pid, "1"))) return "taskset failed on a load worker";
+    for (const pid of workers) {
+      if (!(await pin(pid, "1"))) return "taskset failed on the load generator";
+    }
     await settle(serverPid, 5000);
-    return await group.traffic(spec);
+    return await load.traffic(spec);
   } finally {
     await pin(serverPid, all);
     for (const pid of workers) await pin(pid, all);

@@ -2,10 +2,13 @@
  * bench/scenarios/traffic_run.ts: one run of a paced or flood scenario on one
  * server: start it, connect the clients, let it settle, send the traffic while
  * sampling its CPU, RSS and log output, and (paced-100) the latency checks.
+ * The clients are the C load generator's (bench/loadgen.c), or the Deno
+ * workers' with a note: over TLS, with BENCH_LOADGEN=deno, or without cc.
  */
 
 import { cpuSeconds, rssKiB, settle } from "../common/proc.ts";
-import { LoadGroup, type TrafficSpec } from "../load/group.ts";
+import { startLoadClients } from "../load/c_load.ts";
+import { type LoadClients, type TrafficSpec } from "../load/group.ts";
 import { type Context, newRecord, type RunRecord } from "../scenario.ts";
 import { type ServerKind, startServer } from "../servers/compared.ts";
 import { describeDeath, type RunningServer } from "../servers/process.ts";
@@ -42,16 +45,20 @@ export async function trafficRun(
     floodControl: config.floodControl,
     args: config.tls?.serverArgs,
   });
-  let group: LoadGroup | undefined;
+  let load: LoadClients | undefined;
   try {
-    group = await LoadGroup.start(ctx.workers(config.workers));
-    record.metrics.loadWorkers = group.workers.length;
-    if (!(await connectClients(record, room, group, config, config.tls?.caCert))) return record;
+    const tls = config.tls ? "TLS: the C generator speaks plain TCP only" : undefined;
+    const started = await startLoadClients(ctx.loadGen, ctx.workers(config.workers), tls);
+    load = started.clients;
+    if (started.note) record.notes.push(started.note);
+    record.metrics.loadWorkers = load.pids.length;
+    record.metrics.loadGenC = load.kind === "c" ? 1 : 0;
+    if (!(await connectClients(record, room, load, config, config.tls?.caCert))) return record;
     await settle(room.pid, 15_000);
-    record.metrics.clockSkewMs = await group.clockSkewMs();
-    await measureTraffic(record, room, group, config.spec);
+    record.metrics.clockSkewMs = await load.clockSkewMs();
+    await measureTraffic(record, room, load, config.spec);
     if (config.latencyChecks && room.alive()) {
-      const pinned = await pinnedTraffic(room.pid, group, config.spec);
+      const pinned = await pinnedTraffic(room.pid, load, config.spec);
       if (typeof pinned === "string") record.notes.push(`no pinned repeat: ${pinned}`);
       else repeatMetrics(record, "pinned", pinned);
     }
@@ -59,11 +66,11 @@ export async function trafficRun(
     if (death) record.notes.push(death);
   } finally {
     await room.stop();
-    await group?.close();
+    await load?.close();
   }
   // After the server is gone, so the floor relay does not share the machine with it.
-  if (config.latencyChecks && server === "chat") {
-    const floor = await floorTraffic(ctx, config, config.spec);
+  if (config.latencyChecks && server === "chat" && load) {
+    const floor = await floorTraffic(ctx, config, config.spec, load.kind);
     if (typeof floor === "string") record.notes.push(`no floor run: ${floor}`);
     else repeatMetrics(record, "floor", floor);
   }
@@ -74,14 +81,15 @@ export async function trafficRun(
 async function connectClients(
   record: RunRecord,
   room: RunningServer,
-  group: LoadGroup,
+  load: LoadClients,
   setup: ClientSetup,
   caCert: string | undefined,
 ): Promise<boolean> {
   const cpuBeforeConnect = cpuSeconds(room.pid);
-  const connected = await group.connect(room.host, room.port, setup.clients, {
+  const connected = await load.connect(room.host, room.port, setup.clients, {
     readBuffer: setup.readBuffer,
     timeoutMs: setup.connectTimeoutMs,
+    ready: setup.ready,
     caCert,
   });
   record.metrics.connectS = connected.ms / 1000;
@@ -96,14 +104,14 @@ async function connectClients(
 async function measureTraffic(
   record: RunRecord,
   room: RunningServer,
-  group: LoadGroup,
+  load: LoadClients,
   spec: TrafficSpec,
 ): Promise<void> {
   record.metrics.rssBeforeMB = rssKiB(room.pid) / 1024;
   let cpu0 = 0;
   let log0 = 0;
   let peakRss = 0;
-  const result = await group.traffic(spec, {
+  const result = await load.traffic(spec, {
     onStart: () => {
       cpu0 = cpuSeconds(room.pid);
       log0 = room.output.bytes;

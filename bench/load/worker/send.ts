@@ -103,19 +103,33 @@ function buildLines(index: number, from: number, to: number, bytes: number): Uin
   W.lastSend = now;
   // Relative to the run's start; a line built a moment early is clamped to 0.
   const sent = Math.max(0, now - W.run!.epochMicros);
-  const padDigits = String(bytes).length;
   for (let seq = from; seq < to; seq++) {
     const start = (seq - from) * bytes;
     const base = `@${index}:${seq}:${sent}:`;
-    let pad = bytes - base.length - 2 - padDigits - 1; // "$\n", the pad length and its ':'
-    if (String(pad).length !== padDigits) pad = bytes - base.length - 2 - String(pad).length - 1;
-    if (pad < 0) throw new Error(`--bytes ${bytes} is too short for the payload header`);
-    const { written } = textEncoder.encodeInto(`${base}${pad}:`, out.subarray(start));
-    out.fill(PAD, start + written, start + written + pad);
+    const pad = padField(bytes - base.length - 3); // 3: its ':', then "$\n"
+    if (!pad) throw new Error(`--bytes ${bytes} is too short for the payload header`);
+    const { written } = textEncoder.encodeInto(`${base}${pad.text}:`, out.subarray(start));
+    out.fill(PAD, start + written, start + written + pad.length);
     out[start + bytes - 2] = DOLLAR;
     out[start + bytes - 1] = NEWLINE;
   }
   return out;
+}
+
+/**
+ * The pad length and its text for `room` bytes of both: the digits plus the
+ * pad fill `room` exactly. Where no width fits (a pad of 999 takes 3 digits,
+ * 1000 takes 4) the text has a leading zero ("0999"), which readers parse.
+ */
+function padField(room: number): { length: number; text: string } | undefined {
+  for (let digits = 1; digits < 10; digits++) {
+    const length = room - digits;
+    if (length < 0) return undefined;
+    if (String(length).length <= digits) {
+      return { length, text: String(length).padStart(digits, "0") };
+    }
+  }
+  return undefined;
 }
 
 async function writeLines(s: Sender): Promise<void> {

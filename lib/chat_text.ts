@@ -17,11 +17,52 @@ const utf8 = new TextDecoder();
  * would leave as it is, so it can be relayed without decoding it.
  */
 export function isPlainAscii(bytes: Uint8Array): boolean {
-  for (let i = 0; i < bytes.length; i++) {
+  if (bytes.length >= WORDWISE_FROM) return isPlainAsciiWordwise(bytes);
+  return isPlainAsciiRange(bytes, 0, bytes.length);
+}
+
+function isPlainAsciiRange(bytes: Uint8Array, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) {
     const byte = bytes[i];
     if ((byte < 0x20 && byte !== 0x09) || byte > 0x7e) return false;
   }
   return true;
+}
+
+// A big line (a paste) is checked four bytes at a time: relaying 1 KiB lines,
+// the byte-by-byte loop was a sixteenth of the server's CPU. Below this, the
+// word view costs more than it saves.
+const WORDWISE_FROM = 256;
+const ONES = 0x01010101;
+const HIGH_BITS = 0x80808080;
+
+/** isPlainAscii, a 32-bit word at a time where the bytes are aligned to one. */
+function isPlainAsciiWordwise(bytes: Uint8Array): boolean {
+  const head = Math.min(bytes.length, (4 - (bytes.byteOffset & 3)) & 3);
+  const count = (bytes.length - head) >> 2;
+  const tail = head + count * 4;
+  if (!isPlainAsciiRange(bytes, 0, head) || !isPlainAsciiRange(bytes, tail, bytes.length)) {
+    return false;
+  }
+  const words = new Uint32Array(bytes.buffer, bytes.byteOffset + head, count);
+  for (let i = 0; i < count; i++) {
+    const word = words[i];
+    // A byte of 0x80 or more, or of 0x7f, fails; one below 0x20 may be a tab.
+    if ((word & HIGH_BITS) !== 0 || hasZeroByte(word ^ 0x7f7f7f7f)) return false;
+    if (hasByteBelow(word, 0x20) && !isPlainAsciiRange(bytes, head + i * 4, head + i * 4 + 4)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+/** Some byte of `word` (all under 0x80) is below `n` (at most 0x80). */
+function hasByteBelow(word: number, n: number): boolean {
+  return ((word - ONES * n) & ~word & HIGH_BITS) !== 0;
+}
+
+function hasZeroByte(word: number): boolean {
+  return ((word - ONES) & ~word & HIGH_BITS) !== 0;
 }
 
 /**

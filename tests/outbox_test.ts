@@ -115,3 +115,23 @@ Deno.test("slab encoder: lines lie side by side and join without a copy", () => 
   assert.notEqual(long.buffer, first.buffer, "a long line gets its own buffer");
   assert.equal(text(joinLines([first, long])), `你好\n${"l".repeat(20_000)}\n`);
 });
+
+Deno.test("outbox: a big queue goes out run by run, as views of its slabs, whole and in order", async () => {
+  const outboxes = group(8 << 20);
+  const conn = new FakeConn();
+  const outbox = outboxes.open(conn);
+  const elsewhere = new SlabEncoder(); // lines that do not lie beside the room's
+  const expected: string[] = [];
+  for (let i = 0; i < 300; i++) {
+    const line = `${i}:${"p".repeat(1000)}`;
+    expected.push(line);
+    outbox.deliver(i % 100 === 99 ? elsewhere.encodeLine(line) : outboxes.encoder.encodeLine(line));
+  }
+  await settle(5);
+  assert.deepEqual(conn.lines(), expected);
+  assert.ok(conn.writes.length > 1, "more than one write: no copy of the whole queue");
+  const copies = conn.writes.filter((w) => w.buffer.byteLength === w.length);
+  assert.ok(copies.every((w) => w.length <= 64 * 1024), "a copy carries at most 64 KiB");
+  assert.ok(conn.writes.some((w) => w.length > 64 * 1024), "long runs go out as views");
+  outbox.close();
+});

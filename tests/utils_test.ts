@@ -242,3 +242,32 @@ Deno.test("isPlainAscii: only bytes sanitizeText leaves as they are, and only AS
     assert.deepEqual(encoder.encode(text), bytes);
   }
 });
+
+Deno.test("isPlainAscii: a long line is judged the same word by word, at every alignment", () => {
+  const buffer = new Uint8Array(1100).fill(0x61);
+  for (let offset = 0; offset < 4; offset++) {
+    const line = buffer.subarray(offset, offset + 1024);
+    assert.equal(isPlainAscii(line), true);
+    for (const position of [0, 1, 2, 3, 511, 1020, 1021, 1022, 1023]) {
+      for (
+        const [byte, plain] of [
+          [0x09, true],
+          [0x00, false],
+          [0x1f, false],
+          [0x7f, false],
+          [
+            0x80,
+            false,
+          ],
+          [0xff, false],
+          [0x20, true],
+          [0x7e, true],
+        ] as const
+      ) {
+        line[position] = byte;
+        assert.equal(isPlainAscii(line), plain, `byte ${byte} at ${position}, offset ${offset}`);
+        line[position] = 0x61;
+      }
+    }
+  }
+});

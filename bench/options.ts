@@ -15,7 +15,8 @@ export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/
                        chat_server runs with --max-rate 0 but in flood-limited
   --runs N             runs per server per scenario (default 3; --quick: 1)
   --server LIST        comma-separated: chat, ncat, node (Node relay), go (Go book's chat
-                       shape), floor (Deno.listen floor, idle only); or all (the default:
+                       shape), floor (the Deno.listen floors, bare and telling one line:
+                       idle only); or all (the default:
                        every one available here); both = chat,ncat (as before)
   --json FILE          also write every raw figure as JSON to FILE
   --workers W          load generator worker processes (default: 1 for paced-100,
@@ -65,7 +66,7 @@ export function parseOptions(args: string[], names: readonly string[]): Options 
   }
   const scenarios = (values.scenario ?? names).map((name) => scenarioNamed(name, names));
   const named = serversNamed(values.server);
-  const servers = named.filter((s) => s !== "floor");
+  const servers = named.filter((s) => s !== "floor" && s !== "floor1");
   if (servers.length === 0) {
     throw new Error("--server floor: the floor stands beside another server (in idle)");
   }
@@ -79,7 +80,7 @@ export function parseOptions(args: string[], names: readonly string[]): Options 
     quick: values.quick,
     runs,
     servers,
-    floor: named.includes("floor"),
+    floor: named.includes("floor") || named.includes("floor1"),
     // In the bench's own order, whatever the order of the flags.
     scenarios: names.filter((s) => scenarios.includes(s)),
     json: values.json,

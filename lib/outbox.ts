@@ -211,9 +211,15 @@ class QueuedOutbox implements Outbox {
     try {
       let from = 0;
       while (from < lines.length) {
-        const { chunk, end } = this.#group.nextChunk(lines, from);
-        from = end;
-        await this.#writeAll(chunk);
+        // One async layer and no object per write: this runs for every
+        // receiver of every line, and each layer left garbage behind.
+        const chunk = this.#group.nextChunk(lines, from);
+        from = this.#group.chunkEnd;
+        let offset = 0;
+        while (offset < chunk.length) {
+          offset += await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
+          this.#lastProgress = performance.now();
+        }
         this.#queued -= chunk.length;
       }
     } catch {
@@ -228,15 +234,6 @@ class QueuedOutbox implements Outbox {
       this.#group.schedule(this);
     } else if (this.#closing) {
       this.close();
-    }
-  }
-
-  /** Writes all of `chunk`, a partial write finished at once. */
-  async #writeAll(chunk: Uint8Array): Promise<void> {
-    let offset = 0;
-    while (offset < chunk.length) {
-      offset += await this.#conn.write(offset === 0 ? chunk : chunk.subarray(offset));
-      this.#lastProgress = performance.now();
     }
   }
 }
@@ -333,29 +330,34 @@ export class PacedOutboxes implements OutboxPool {
   }
 
   /**
-   * The next write of `queue` from its line `from`, and the line after it:
+   * The next write of `queue` from its line `from` (chunkEnd: the line after it):
    * the whole queue as one buffer (takeJoined) when it is side by side or
    * small; else the run of lines from `from` that lie side by side, a view,
    * or, where that run is short, a copy of at most JOIN_AT_MOST bytes.
    * @internal
    */
-  nextChunk(queue: Uint8Array[], from: number): { chunk: Uint8Array; end: number } {
-    const run = adjacentRun(queue, from);
-    if (run.end === queue.length) {
-      return { chunk: viewOf(queue, from, run.end, run.bytes), end: run.end };
-    }
+  nextChunk(queue: Uint8Array[], from: number): Uint8Array {
+    const runEnd = adjacentRun(queue, from);
+    if (runEnd === queue.length) return this.#chunkTo(runEnd, viewOf(queue, from, runEnd));
     if (from === 0 && queuedBytes(queue, JOIN_AT_MOST) <= JOIN_AT_MOST) {
-      return { chunk: this.takeJoined(queue), end: queue.length };
+      return this.#chunkTo(queue.length, this.takeJoined(queue));
     }
-    if (run.bytes >= JOIN_AT_MOST / 4) {
-      return { chunk: viewOf(queue, from, run.end, run.bytes), end: run.end };
-    }
+    const run = viewOf(queue, from, runEnd);
+    if (run.length >= JOIN_AT_MOST / 4) return this.#chunkTo(runEnd, run);
     let end = from + 1;
     let bytes = queue[from].length;
     while (end < queue.length && bytes + queue[end].length <= JOIN_AT_MOST) {
       bytes += queue[end++].length;
     }
-    return { chunk: joinLines(queue.slice(from, end)), end };
+    return this.#chunkTo(end, joinLines(queue.slice(from, end)));
+  }
+
+  /** Where the chunk nextChunk returned last ends in its queue. @internal */
+  chunkEnd = 0;
+
+  #chunkTo(end: number, chunk: Uint8Array): Uint8Array {
+    this.chunkEnd = end;
+    return chunk;
   }
 
   /**

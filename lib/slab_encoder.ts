@@ -66,26 +66,32 @@ export class SlabEncoder {
 }
 
 /**
- * How many of `lines`, from `from`, lie side by side in one buffer (at
- * least one), and their bytes: a run that one view can carry.
+ * Where the run of `lines` from `from` that lie side by side in one buffer
+ * ends (after at least one line): a run one view can carry (see viewOf).
  */
-export function adjacentRun(lines: Uint8Array[], from: number): { end: number; bytes: number } {
+export function adjacentRun(lines: Uint8Array[], from: number): number {
   const first = lines[from];
-  let bytes = first.length;
+  let next = first.byteOffset + first.length;
   let end = from + 1;
   while (end < lines.length) {
     const piece = lines[end];
-    if (piece.buffer !== first.buffer || piece.byteOffset !== first.byteOffset + bytes) break;
-    bytes += piece.length;
+    if (piece.buffer !== first.buffer || piece.byteOffset !== next) break;
+    next += piece.length;
     end++;
   }
-  return { end, bytes };
+  return end;
 }
 
 /** `lines[from, end)`, which lie side by side (see adjacentRun), as one view. */
-export function viewOf(lines: Uint8Array[], from: number, end: number, bytes: number): Uint8Array {
+export function viewOf(lines: Uint8Array[], from: number, end: number): Uint8Array {
   const first = lines[from];
-  return end - from === 1 ? first : new Uint8Array(first.buffer, first.byteOffset, bytes);
+  if (end - from === 1) return first;
+  const last = lines[end - 1];
+  return new Uint8Array(
+    first.buffer,
+    first.byteOffset,
+    last.byteOffset + last.length - first.byteOffset,
+  );
 }
 
 /**

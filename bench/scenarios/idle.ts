@@ -41,7 +41,7 @@ export function idleScenario(ctx: Context): Scenario {
 function withFloor(servers: ServerKind[], floor: boolean): ServerKind[] {
   if (!floor) return servers;
   const at = servers.indexOf("chat") + 1;
-  return [...servers.slice(0, at), "floor", ...servers.slice(at)];
+  return [...servers.slice(0, at), "floor", "floor1", ...servers.slice(at)];
 }
 
 function idleRows(steps: number[]): Row[] {

@@ -14,10 +14,17 @@ import { ensureNcat, startNcat } from "./ncat.ts";
 import { probeNode, startNodeRelay } from "./node_relay.ts";
 import { type RunningServer } from "./process.ts";
 
-export type ServerKind = "chat" | "ncat" | "node" | "go" | "floor";
+export type ServerKind = "chat" | "ncat" | "node" | "go" | "floor" | "floor1";
 
 /** Every kind, in column order. */
-export const SERVER_KINDS: readonly ServerKind[] = ["chat", "ncat", "node", "go", "floor"];
+export const SERVER_KINDS: readonly ServerKind[] = [
+  "chat",
+  "ncat",
+  "node",
+  "go",
+  "floor",
+  "floor1",
+];
 
 /** The rooms chat_server.ts is compared with: each row's best of them is its "best peer". */
 export const PEERS: readonly ServerKind[] = ["ncat", "node", "go"];
@@ -29,6 +36,7 @@ export const SERVER_LABEL: Record<ServerKind, string> = {
   node: "Node relay",
   go: "Go (gopl shape)",
   floor: "Deno.listen floor",
+  floor1: "Deno.listen floor that tells its clients one line",
 };
 
 /** Column headings (SERVER_LABEL spelled out above each table): the tables stay narrow. */
@@ -38,6 +46,7 @@ export const SERVER_COLUMN: Record<ServerKind, string> = {
   node: "node",
   go: "go",
   floor: "floor",
+  floor1: "floor+1",
 };
 
 export function isServerKind(name: string): name is ServerKind {
@@ -58,7 +67,9 @@ export async function startServer(
     case "go":
       return await startGoChat();
     case "floor":
-      return await startDenoFloor();
+      return await startDenoFloor(false);
+    case "floor1":
+      return await startDenoFloor(true);
   }
 }
 
@@ -74,6 +85,7 @@ export async function ensureServer(
   switch (kind) {
     case "chat":
     case "floor":
+    case "floor1":
       return { ok: true, version: `Deno ${Deno.version.deno}` };
     case "ncat":
       return await ensureNcat(log);

@@ -56,7 +56,7 @@ import { PASSWORD_PROMPT, PasswordGate } from "./lib/password.ts";
 import { CHAT_FLAGS, chatOptions } from "./lib/chat_options.ts";
 import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
-import { decodeLine, isPlainChat } from "./lib/chat_text.ts";
+import { decodeLine, isPlainChat, plainRun } from "./lib/chat_text.ts";
 import { type Member, Room } from "./lib/room.ts";
 import type { JoinCluster } from "./lib/room_link.ts";
 
@@ -264,7 +264,9 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
       // The splitter copies what it keeps, so the old buffer is free now.
       const size = nextReadSize(buffer.length, n);
       if (size !== buffer.length) buffer = new Uint8Array(size);
-      for (const line of splitLines(chunk)) {
+      const lines = splitLines(chunk);
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i];
         if (client?.gone) break;
         // Flood control counts every line, before /pass too. Over the rate
         // this loop waits, and does not read meanwhile: TCP holds the lines.
@@ -283,6 +285,15 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
           }
           await tell(conn, verdict.reply);
           if (verdict.close) return wrongTooOften(room, conn);
+          continue;
+        }
+        // Without flood control, a run of plain chat lines (a paste, a
+        // flood) goes to the room as one block: a delivery per run, not per line.
+        const run = flood || i + 1 === lines.length ? undefined : plainRun(lines, i);
+        if (run && run.length > 1) {
+          room.lineArriving(client, line);
+          room.sayPlainLines(client, run);
+          i += run.length - 1;
           continue;
         }
         // Commands that ask the other instances (/nick) finish before the

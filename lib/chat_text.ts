@@ -74,6 +74,20 @@ export function isPlainChat(raw: Uint8Array): boolean {
   return raw.length > 0 && raw[0] !== SLASH && !isBlank(raw) && isPlainAscii(raw);
 }
 
+/**
+ * The run of plain chat lines (isPlainChat) in `lines` from `from` on, up to
+ * the first line that is something else (a command, a line too long).
+ */
+export function plainRun(lines: readonly (Uint8Array | symbol)[], from: number): Uint8Array[] {
+  const run: Uint8Array[] = [];
+  for (let i = from; i < lines.length; i++) {
+    const line = lines[i];
+    if (typeof line === "symbol" || !isPlainChat(line)) break;
+    run.push(line);
+  }
+  return run;
+}
+
 const NICK_COMMAND = new TextEncoder().encode("/nick");
 
 /** True for a `/nick` command line, told from its bytes. */

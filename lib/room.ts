@@ -20,6 +20,7 @@ import { type Outbox, type OutboxPool, PacedOutboxes, type Writable } from "./ou
 import { isNickCommand } from "./chat_text.ts";
 import { History } from "./history.ts";
 import { Presence, type PresenceBatch } from "./presence.ts";
+import { joinLines } from "./slab_encoder.ts";
 
 /** The part of a client's connection the room uses. */
 export interface Connection extends Writable {
@@ -464,6 +465,20 @@ export class Room {
     this.#sayEncoded(this.#outboxes.encoder.encodePrefixed(`<${member.nick}> `, text), member);
   }
 
+  /**
+   * sayPlain() for a run of such lines from one read (a paste, a flood):
+   * each encoded, kept in the history and logged as its own line, but
+   * delivered to the room once, as one block. A delivery per line cost
+   * every receiver a queue entry per line; a block costs one per run.
+   */
+  sayPlainLines(member: Member, texts: Uint8Array[]): void {
+    if (this.#silenced(member)) return;
+    const prefix = `<${member.nick}> `;
+    const lines = texts.map((text) => this.#outboxes.encoder.encodePrefixed(prefix, text));
+    for (const line of lines) this.#keepAndTell(line);
+    this.#deliverAll(joinLines(lines), member);
+  }
+
   /** `* nick action` (/me), to everyone else. */
   act(member: Member, action: string): void {
     if (this.#silenced(member)) return;
@@ -527,6 +542,13 @@ export class Room {
     this.#deliverAll(bytes, except);
     this.cluster?.publish({ type: "say", line: utf8.decode(bytes.subarray(0, -1)) });
     this.log(bytes);
+  }
+
+  /** A public line's history entry, its copy to the other instances, its log line. */
+  #keepAndTell(line: Uint8Array): void {
+    this.#history.record(line);
+    this.cluster?.publish({ type: "say", line: utf8.decode(line.subarray(0, -1)) });
+    this.log(line);
   }
 
   #encodeLine(line: string): Uint8Array {

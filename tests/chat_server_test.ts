@@ -244,6 +244,29 @@ Deno.test("chat: a line injected after \\n in one write cannot impersonate", asy
   await closeAll(server, a, b);
 });
 
+Deno.test("chat: a run of lines in one write stays whole and in order around the commands in it", async () => {
+  // Without flood control a run of plain lines goes to the room as one block
+  // (Room.sayPlainLines); the commands between runs keep their places.
+  const server = await startServer("chat_server.ts", ["--max-rate", "0"]);
+  const a = await joinAs(server, "alice");
+  const b = await joinAs(server, "bob");
+  await a.send("one\ntwo\n/me waves\nthree\nfour\n/msg bob psst\nfive\n你好\nsix\n");
+  for (
+    const expected of [
+      "<alice> one",
+      "<alice> two",
+      "* alice waves",
+      "<alice> three",
+      "<alice> four",
+      "<alice> (private) psst",
+      "<alice> five",
+      "<alice> 你好",
+      "<alice> six",
+    ]
+  ) assert.equal(await b.lines.next(), expected);
+  await closeAll(server, a, b);
+});
+
 Deno.test("chat: an overlong line is refused, the connection stays", async () => {
   const server = await startServer("chat_server.ts", ["--max-line", "100"]);
   const a = await joinAs(server, "alice");

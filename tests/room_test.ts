@@ -91,7 +91,7 @@ Deno.test("room: the same order of lines and notices for every receiver under dr
   conns[5].stuck = true;
   for (let i = 0; i < 12; i++) {
     room.say(members[7], `line ${i} ${"y".repeat(300)}`);
-    await settle();
+    await settle(15); // the stuck ones took nothing for over 0.1 s by the end: dropped
   }
   const seen = (conn: FakeConn) =>
     conn.lines().filter((line) => line.startsWith("<") || line.includes("too slow"));
@@ -330,5 +330,30 @@ Deno.test("room: /ban: told, disconnected, its address refused; /unban lifts it"
   assert.equal(room.unban("127.0.0.1"), true);
   assert.equal(room.unban("127.0.0.1"), false);
   assert.equal(room.isBanned("127.0.0.1"), false);
+  await shutdown(room);
+});
+
+Deno.test("room: a run of plain lines is one delivery, each line kept in the history and logged", async () => {
+  const { room, conns, members, log } = await roomWith(3, 1 << 20, 10);
+  const before = conns[2].writes.length;
+  room.sayPlainLines(members[0], ["one", "two", "three"].map((text) => encoder.encode(text)));
+  await settle();
+  assert.equal(conns[2].writes.length, before + 1, "one write for the run");
+  assert.deepEqual(conns[2].lines().slice(-3), ["<guest1> one", "<guest1> two", "<guest1> three"]);
+  assert.ok(!conns[0].lines().some((line) => line.startsWith("<guest1>")), "not to its sender");
+  assert.deepEqual(log.slice(-3), ["<guest1> one\n", "<guest1> two\n", "<guest1> three\n"]);
+  const late = new FakeConn();
+  await room.join(late);
+  await settle();
+  const replay = late.lines();
+  assert.deepEqual(replay.slice(replay.indexOf("* recent messages:") + 1, -1), [
+    "<guest1> one",
+    "<guest1> two",
+    "<guest1> three",
+  ]);
+  room.mute("guest1", true);
+  room.sayPlainLines(members[0], [encoder.encode("hidden"), encoder.encode("too")]);
+  await settle();
+  assert.ok(!conns[1].lines().includes("<guest1> hidden"), "a muted member's run is not relayed");
   await shutdown(room);
 });

@@ -36,12 +36,24 @@ Deno.test("outbox: a partial write is finished before anything else goes", async
   outbox.close();
 });
 
-Deno.test("outbox: past twice --max-queue it overflows, drops its queue and closes", async () => {
+Deno.test("outbox: past twice --max-queue, taking nothing for 0.1 s, it overflows and closes", async () => {
   const conn = new FakeConn();
   conn.stuck = true;
   const outbox = group(100).open(conn);
-  assert.equal(outbox.send("x".repeat(150)), true, "past --max-queue only: still kept");
-  assert.equal(outbox.send("y".repeat(60)), false, "past twice: overflow, reported");
+  const line = (char: string, n: number) => new TextEncoder().encode(char.repeat(n));
+  const start = performance.now();
+  assert.equal(outbox.deliver(line("x", 150), start), true, "past --max-queue only: still kept");
+  assert.equal(
+    outbox.deliver(line("w", 60), start + 50),
+    true,
+    "past twice, but it just took some",
+  );
+  assert.ok(!conn.closed);
+  assert.equal(
+    outbox.deliver(line("y", 60), start + 150),
+    false,
+    "nothing taken for 0.15 s: dropped",
+  );
   assert.ok(outbox.closed && conn.closed);
   assert.equal(outbox.send("after"), true, "a closed outbox ignores further lines");
   await settle();

@@ -23,9 +23,7 @@ import {
   stringField,
 } from "../common/json.ts";
 import { readLines } from "../common/lines.ts";
-import { ROOT } from "../common/paths.ts";
 import { delay, nowMs, withTimeout } from "../common/time.ts";
-import { commandOutput } from "../servers/command.ts";
 import {
   type ConnectResult,
   type LoadClients,
@@ -35,32 +33,17 @@ import {
   type TrafficResult,
   type TrafficSpec,
 } from "./group.ts";
+import { buildC, type CBuild, removeC } from "../common/c_build.ts";
 
-export type LoadGenBuild = { ok: true; path: string } | { ok: false; reason: string };
+export type LoadGenBuild = CBuild;
 
-/** Builds bench/loadgen.c into a temporary directory; says why not (no compiler, an error). */
-export async function buildLoadGen(): Promise<LoadGenBuild> {
-  const dir = await Deno.makeTempDir({ prefix: "loadgen_" });
-  const path = `${dir}/loadgen`;
-  const { code, text } = await commandOutput(
-    "cc",
-    ["-O2", "-o", path, `${ROOT}bench/loadgen.c`],
-    60_000,
-  );
-  if (code === 0) return { ok: true, path };
-  await Deno.remove(dir, { recursive: true }).catch(() => {});
-  const reason = code === -1
-    ? "no C compiler (cc)"
-    : `cc failed: ${text.trim().split("\n").slice(-1)[0]}`;
-  return { ok: false, reason };
+/** Builds bench/loadgen.c (see common/c_build.ts). */
+export function buildLoadGen(): Promise<LoadGenBuild> {
+  return buildC("loadgen");
 }
 
 /** Removes what buildLoadGen() built. */
-export async function removeLoadGen(build: LoadGenBuild): Promise<void> {
-  if (!build.ok) return;
-  await Deno.remove(build.path.slice(0, build.path.lastIndexOf("/")), { recursive: true })
-    .catch(() => {});
-}
+export const removeLoadGen: (build: LoadGenBuild) => Promise<void> = removeC;
 
 /** The TrafficResult counts the generator reports under the same names. */
 const RESULT_COUNTS = [

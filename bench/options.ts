@@ -8,7 +8,7 @@ import { SERVER_KINDS, type ServerKind } from "./servers/compared.ts";
 
 export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/bench.ts [options])
 
-  --quick              1 run each, smaller sizes (about 5 minutes)
+  --quick              1 run each, smaller sizes (about 20 minutes)
   --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
                        startup, paced-1000, paced-100, flood-5000, flood-limited, idle,
                        slow-reader, cluster (skipped when redis-server is missing);

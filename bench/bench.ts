@@ -20,7 +20,7 @@ import { cleanupOnSignal, killAllTracked } from "./common/children.ts";
 import { nowMs, withTimeout } from "./common/time.ts";
 import { environment, headerLine } from "./environment.ts";
 import { buildLoadGen, type LoadGenBuild, removeLoadGen } from "./load/c_load.ts";
-import { type Options, parseOptions } from "./options.ts";
+import { type Options, parseOptions, USAGE } from "./options.ts";
 import { progress, summarizeRun } from "./report/progress.ts";
 import { summarize } from "./report/summary.ts";
 import { printTable } from "./report/table.ts";
@@ -36,7 +36,14 @@ import { probeRedis } from "./servers/redis.ts";
 const RUN_TIMEOUT_MS = 15 * 60_000;
 
 async function main(args: string[]): Promise<number> {
-  const options = parseOptions(args, SCENARIO_NAMES);
+  let options: Options | undefined;
+  try {
+    options = parseOptions(args, SCENARIO_NAMES);
+  } catch (err) {
+    // A usage error: one line saying what is wrong, then the whole synopsis.
+    console.error(`error: ${err instanceof Error ? err.message : String(err)}\n\n${USAGE}`);
+    return 2;
+  }
   if (!options) return 0;
   const removeSignals = cleanupOnSignal();
   let floorRelay: Promise<FloorRelayBuild> | undefined;

@@ -10,14 +10,14 @@ export const USAGE = `usage: deno task bench [options]   (or: deno run -A bench/
 
   --quick              1 run each, smaller sizes (about 20 minutes)
   --scenario NAME      run only this scenario (repeatable; a unique prefix is enough):
-                       startup, paced-1000, paced-100, flood-5000, flood-limited, idle,
-                       slow-reader, cluster (skipped when redis-server is missing);
-                       chat_server runs with --max-rate 0 but in flood-limited
+                       startup, paced-1000, paced-100, paced-1000-tls, paced-100-tls,
+                       flood-5000, flood-limited, flood-1k, idle, slow-reader, cluster
+                       (skipped when redis-server is missing); chat_server runs with
+                       --max-rate 0 but in flood-limited
   --runs N             runs per server per scenario (default 3; --quick: 1)
   --server LIST        comma-separated: chat, ncat, node (Node relay), go (Go book's chat
-                       shape), floor (the Deno.listen floors, bare and telling one line:
-                       idle only); or all (the default:
-                       every one available here); both = chat,ncat (as before)
+                       shape), floor (the Deno.listen floors, idle only); or all (the
+                       default: every one available here), or both (chat,ncat)
   --json FILE          also write every raw figure as JSON to FILE
   --workers W          load generator worker processes (default: 1 for paced-100,
                        2 for the others; on 2 cores more workers only add contention)

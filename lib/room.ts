@@ -538,10 +538,8 @@ export class Room {
 
   /** Tells the local room and every other instance; logs it on the console. */
   #sayEncoded(bytes: Uint8Array, except?: Member): void {
-    this.#history.record(bytes);
+    this.#keepAndTell(bytes);
     this.#deliverAll(bytes, except);
-    this.cluster?.publish({ type: "say", line: utf8.decode(bytes.subarray(0, -1)) });
-    this.log(bytes);
   }
 
   /** A public line's history entry, its copy to the other instances, its log line. */

@@ -115,12 +115,15 @@ type ClusterModule = { joinCluster: JoinCluster };
 
 // Every client keeps a read pending, and the pending read holds its buffer:
 // a small one keeps an idle client cheap; a client that fills it (a busy
-// sender, a paste) gets a bigger one, up to what Node reads at once, and a
-// small one again once its reads are small. Fewer, fuller reads mean fewer
-// rounds of writes to the room: at 4 KiB, 20 clients pasting 1 KiB lines
-// cost a write per receiver every 4 lines.
+// sender, a paste) gets a bigger one, and a small one again once its reads
+// are small. A read whose lines went out as one run (a paste, a flood) may
+// grow to what Node reads at once: fewer, fuller reads are fewer rounds of
+// writes to the room (at 4 KiB, 20 clients pasting 1 KiB lines cost a write
+// per receiver every 4 lines). Commands stay at 4 KiB a read: 64 KiB of
+// /nick lines handled in one turn left 15 MB of heap behind.
 const READ_BUFFER_MIN = 128;
-const READ_BUFFER_MAX = 64 * 1024;
+const READ_BUFFER_COMMANDS = 4096;
+const READ_BUFFER_RUNS = 64 * 1024;
 /** How long a shutdown waits for the console log to be written. */
 const LOG_DRAIN_MS = 2000;
 
@@ -260,11 +263,9 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
       const n = await conn.read(buffer);
       if (n === null) break; // EOF: the client closed its side
       if (client) client.lastHeard = Date.now();
-      const chunk = buffer.subarray(0, n);
-      // The splitter copies what it keeps, so the old buffer is free now.
-      const size = nextReadSize(buffer.length, n);
-      if (size !== buffer.length) buffer = new Uint8Array(size);
-      const lines = splitLines(chunk);
+      // The splitter copies what it keeps, so the buffer is free again now.
+      const lines = splitLines(buffer.subarray(0, n));
+      let oneByOne = 0;
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i];
         if (client?.gone) break;
@@ -298,9 +299,12 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
         }
         // Commands that ask the other instances (/nick) finish before the
         // client's next line is handled: its lines stay in order.
+        oneByOne++;
         const pending = handleLine(room, client, line);
         if (pending) await pending;
       }
+      const size = nextReadSize(buffer.length, n, lines.length > 0 && oneByOne === 0);
+      if (size !== buffer.length) buffer = new Uint8Array(size);
     }
   } catch {
     // Reset, or closed locally (kick, too slow, shutdown): this client only.
@@ -317,11 +321,15 @@ function wrongTooOften(room: Room, conn: ClientConn): void {
   closeQuietly(conn);
 }
 
-/** A read that filled the buffer asks for a bigger one; a small read, the small one. */
-function nextReadSize(size: number, n: number): number {
-  if (n === size) return Math.min(size * 8, READ_BUFFER_MAX);
+/**
+ * A read that filled the buffer asks for a bigger one, up to 64 KiB when its
+ * lines all went out in runs, else 4 KiB; a small read, the small one.
+ */
+function nextReadSize(size: number, n: number, allInRuns: boolean): number {
+  const most = allInRuns ? READ_BUFFER_RUNS : READ_BUFFER_COMMANDS;
+  if (n === size) return Math.min(size * 8, most);
   if (n <= READ_BUFFER_MIN) return READ_BUFFER_MIN;
-  return size;
+  return Math.min(size, most);
 }
 
 /** One line from a client: chat, or a command. A promise only when it had to ask the cluster. */

@@ -7,7 +7,11 @@
  * With --notice, once no client has connected for half a second, it writes
  * one line to every client: the least a room that says who joined must do.
  *
- *   deno run -N bench/peers/deno_floor.ts [--port N] [--notice]   (port 0: any free one)
+ * With --relay it is the latency floor of a Deno relay instead: Nagle off,
+ * and whatever a client sends is written to every other client, one write
+ * per receiver per read, nothing awaited (bench/floor_relay.c's shape).
+ *
+ *   deno run -N bench/peers/deno_floor.ts [--port N] [--notice | --relay]   (port 0: any free one)
  */
 
 const at = Deno.args.indexOf("--port");
@@ -15,6 +19,7 @@ const port = at === -1 ? 0 : Number(Deno.args[at + 1]);
 const WELCOME = new TextEncoder().encode("* welcome to the Deno floor\n");
 const NOTICE = new TextEncoder().encode("* 1000 more joined\n");
 const notice = Deno.args.includes("--notice");
+const relay = Deno.args.includes("--relay");
 const clients = new Set<Deno.TcpConn>();
 let quiet: ReturnType<typeof setTimeout> | undefined;
 
@@ -26,16 +31,23 @@ function noticeLater(): void {
   }, 500);
 }
 
+const ignore = () => {};
+
+/** What `from` sent, to every other client. */
+function relayRead(from: Deno.TcpConn, bytes: Uint8Array): void {
+  for (const conn of clients) if (conn !== from) conn.write(bytes).catch(ignore);
+}
+
 async function hold(conn: Deno.TcpConn): Promise<void> {
-  const buf = new Uint8Array(128);
-  if (notice) {
-    clients.add(conn);
-    noticeLater();
-  }
+  const buf = new Uint8Array(relay ? 16 * 1024 : 128);
+  if (relay) conn.setNoDelay(true);
+  if (notice || relay) clients.add(conn);
+  if (notice) noticeLater();
   try {
     await conn.write(WELCOME);
-    while ((await conn.read(buf)) !== null) {
-      // Discarded.
+    let n: number | null;
+    while ((n = await conn.read(buf)) !== null) {
+      if (relay) relayRead(conn, buf.slice(0, n)); // else discarded
     }
   } catch {
     // Reset by the client.

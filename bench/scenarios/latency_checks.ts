@@ -1,11 +1,12 @@
 /**
- * bench/scenarios/latency_checks.ts: paced-100's two repeats of its traffic,
+ * bench/scenarios/latency_checks.ts: paced-100's repeats of its traffic,
  * shown beside the judged figures and not judged themselves. Pinned: the same
  * server and clients once more with the server on CPU 0 and the load on CPU 1,
  * the latency the server gives when it does not share a core with its load.
- * Floor: the same traffic through bench/floor_relay.c on fresh clients, what
- * this machine and load generator give with a server that does nothing but
- * relay.
+ * Floors: the same traffic on fresh clients through a server that does
+ * nothing but relay, one write per receiver per read: bench/floor_relay.c,
+ * what this machine and load generator give; and bench/peers/deno_floor.ts
+ * --relay, what a Deno.listen server gives (an async op per write).
  */
 
 import { settle } from "../common/proc.ts";
@@ -13,7 +14,9 @@ import { startLoadClients } from "../load/c_load.ts";
 import { type LoadClients, type TrafficResult, type TrafficSpec } from "../load/group.ts";
 import { fmt } from "../report/format.ts";
 import { type Context, CPUS, type Row, type RunRecord } from "../scenario.ts";
+import { startDenoFloor } from "../servers/deno_floor.ts";
 import { startFloorRelay } from "../servers/floor_relay.ts";
+import { type RunningServer } from "../servers/process.ts";
 
 /** How a traffic scenario connects its clients; the floor run connects the same way. */
 export interface ClientSetup {
@@ -42,25 +45,41 @@ function repeatRows(prefix: string, label: string): Row[] {
   ];
 }
 
-/** Both repeats' rows, as paced-100 shows them. */
+/** The repeats' rows, as paced-100 shows them. */
 export function latencyCheckRows(): Row[] {
-  return [...repeatRows("pinned", "pinned"), ...repeatRows("floor", "floor (C relay)")];
+  return [
+    ...repeatRows("pinned", "pinned"),
+    ...repeatRows("floor", "floor (C relay)"),
+    ...repeatRows("denoFloor", "floor (Deno.listen relay)"),
+  ];
+}
+
+/** The floor relays: in C, and in Deno. */
+export type FloorKind = "c" | "deno";
+
+/** Starts a floor relay; a string says why it could not. */
+async function startFloor(ctx: Context, floor: FloorKind): Promise<RunningServer | string> {
+  const started = async () => {
+    if (floor === "deno") return await startDenoFloor("relay");
+    const built = await ctx.floorRelay();
+    return built.ok ? await startFloorRelay(built.path) : built.reason;
+  };
+  return await started().catch((err) => String(err?.message ?? err));
 }
 
 /**
- * The traffic through the floor relay, on fresh clients of the same kind of
+ * The traffic through a floor relay, on fresh clients of the same kind of
  * load generator as the run's own (so the floor is comparable); a string says
  * why not.
  */
 export async function floorTraffic(
   ctx: Context,
+  floor: FloorKind,
   setup: ClientSetup,
   spec: TrafficSpec,
   kind: LoadClients["kind"],
 ): Promise<TrafficResult | string> {
-  const built = await ctx.floorRelay();
-  if (!built.ok) return built.reason;
-  const relay = await startFloorRelay(built.path).catch((err) => String(err?.message ?? err));
+  const relay = await startFloor(ctx, floor);
   if (typeof relay === "string") return relay;
   let load: LoadClients | undefined;
   try {

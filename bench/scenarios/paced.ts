@@ -2,7 +2,7 @@
  * bench/scenarios/paced.ts: paced-1000 and paced-100, senders at a fixed rate
  * to every other client: what a delivery costs and how late it arrives when
  * the server keeps up. paced-100 also repeats its traffic pinned and through
- * the C floor relay (latency_checks.ts).
+ * the C and Deno floor relays (latency_checks.ts).
  */
 
 import { fmt } from "../report/format.ts";
@@ -68,7 +68,8 @@ function pacedScenario(ctx: Context, shape: PacedShape): Scenario {
       `offered), then at most 3 s to drain` +
       (latencyChecks
         ? "; then the same again with the server pinned to CPU 0, the load on 1; and " +
-          "(chat_server's runs) through bench/floor_relay.c, a C relay that does nothing else"
+          "(chat_server's runs) through two relays that do nothing else: bench/floor_relay.c " +
+          "in C, and bench/peers/deno_floor.ts --relay on Deno.listen"
         : ""),
     servers: ctx.options.servers,
     runs: ctx.options.runs,

@@ -19,7 +19,7 @@ export interface TrafficScenarioConfig extends ClientSetup {
   spec: TrafficSpec;
   /** Run chat_server with its default flood control (see servers/chat.ts). */
   floodControl?: boolean;
-  /** paced-100: the pinned repeat, and after chat_server's run the floor relay run. */
+  /** paced-100: the pinned repeat, and after chat_server's run the floor relays' runs. */
   latencyChecks?: boolean;
   /** chat_server over TLS (the *-tls scenarios): its flags, and the certificate clients trust. */
   tls?: TlsSetup;
@@ -68,11 +68,13 @@ export async function trafficRun(
     await room.stop();
     await load?.close();
   }
-  // After the server is gone, so the floor relay does not share the machine with it.
+  // After the server is gone, so the floor relays do not share the machine with it.
   if (config.latencyChecks && server === "chat" && load) {
-    const floor = await floorTraffic(ctx, config, config.spec, load.kind);
-    if (typeof floor === "string") record.notes.push(`no floor run: ${floor}`);
-    else repeatMetrics(record, "floor", floor);
+    for (const [kind, prefix] of [["c", "floor"], ["deno", "denoFloor"]] as const) {
+      const floor = await floorTraffic(ctx, kind, config, config.spec, load.kind);
+      if (typeof floor === "string") record.notes.push(`no ${kind} floor run: ${floor}`);
+      else repeatMetrics(record, prefix, floor);
+    }
   }
   return record;
 }

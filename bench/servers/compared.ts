@@ -67,9 +67,9 @@ export async function startServer(
     case "go":
       return await startGoChat();
     case "floor":
-      return await startDenoFloor(false);
+      return await startDenoFloor("hold");
     case "floor1":
-      return await startDenoFloor(true);
+      return await startDenoFloor("notice");
   }
 }
 

@@ -35,6 +35,12 @@ export class FakeConn implements Connection {
     for (const { resolve, bytes } of this.#hanging.splice(0)) resolve(this.#take(bytes));
   }
 
+  /** Fails hanging writes the way a reset peer does (EPIPE), leaving the connection open. */
+  unstickWithError(): void {
+    this.stuck = false;
+    for (const { reject } of this.#hanging.splice(0)) reject(new Deno.errors.BrokenPipe("reset"));
+  }
+
   close(): void {
     if (this.closed) throw new Deno.errors.BadResource("closed twice");
     this.closed = true;

@@ -101,6 +101,20 @@ Deno.test("outbox: a leaver's queue drains before its connection closes", async 
   assert.deepEqual(conn.lines(), ["last words"]);
 });
 
+Deno.test("outbox: a failed write forgets the queue; a leaver whose write failed is closed", async () => {
+  const conn = new FakeConn();
+  conn.stuck = true;
+  const outbox = group().open(conn);
+  outbox.send("in flight");
+  outbox.flushNow();
+  outbox.send("queued behind it");
+  outbox.closeAfterDrain(60_000); // the grace timer must not be what closes it
+  conn.unstickWithError();
+  await settle();
+  assert.equal(conn.writes.length, 0, "nothing written after the failure");
+  assert.equal(outbox.closed, true);
+});
+
 Deno.test("outbox: receivers of the same lines in a round share one joined buffer", async () => {
   const outboxes = group();
   const conns = [new FakeConn(), new FakeConn(), new FakeConn()];

@@ -56,7 +56,8 @@ import { PASSWORD_PROMPT, PasswordGate } from "./lib/password.ts";
 import { CHAT_FLAGS, chatOptions } from "./lib/chat_options.ts";
 import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
-import { decodeLine, isPlainChat, plainRun } from "./lib/chat_text.ts";
+import { decodeLine, isPlainChat, plainRun, splitWord } from "./lib/chat_text.ts";
+import { operatorCommand } from "./lib/console_commands.ts";
 import { type Member, Room } from "./lib/room.ts";
 import type { JoinCluster } from "./lib/room_link.ts";
 
@@ -384,12 +385,6 @@ const HELP_LINES = [
   "* anything else is sent to everyone",
 ];
 
-/** "word rest of line" -> ["word", "rest of line"]. */
-function splitWord(line: string): [string, string] {
-  const match = /^(\S+)\s*(.*)$/.exec(line.trim());
-  return match ? [match[1], match[2].trim()] : ["", ""];
-}
-
 // -------------------------------------------------------------- console ---
 
 /**
@@ -398,7 +393,7 @@ function splitWord(line: string): [string, string] {
  * one chat_client.ts uses) keeps the operator's input on the bottom row and
  * log lines are printed above it; it draws a prompt, so it is attached after
  * the readiness line. Without a terminal (or after EOF, e.g. `< /dev/null`)
- * the room simply keeps running.
+ * the room simply keeps running. What each line does: lib/console_commands.ts.
  */
 function attachConsole(room: Room, stop: () => void): ConsoleLog {
   if (!process.stdin.isTTY || !process.stdout.isTTY) {
@@ -419,63 +414,7 @@ function attachConsole(room: Room, stop: () => void): ConsoleLog {
   return terminalLog(editor);
 }
 
-function operatorCommand(room: Room, raw: string, stop: () => void): void {
-  const line = raw.trim();
-  if (!line) return;
-  const [command, rest] = splitWord(line);
-  switch (command) {
-    case "/who":
-      return room.log(room.whoLine(rest === "-v"));
-    case "/quit":
-      return stop();
-    case "/kick":
-      if (!room.kickAnywhere(rest)) room.log(`! no one called '${rest}' is online`);
-      return;
-    case "/ban":
-    case "/unban":
-    case "/bans":
-    case "/mute":
-    case "/unmute":
-      return room.log(moderate(room, command, rest));
-    case "/help":
-      return room.log(
-        "* console: /who [-v], /kick NAME, /ban NAME, /unban ADDRESS, /bans, /mute NAME, " +
-          "/unmute NAME, /quit; any other line goes to everyone",
-      );
-    default:
-      if (line.startsWith("/")) return room.log(`! unknown console command ${command}; try /help`);
-      room.sayAsOperator(line);
-  }
-}
-
-/**
- * The operator's moderation commands; the answer for the console. Bans are
- * by address (on loopback or behind one NAT that is everyone there), and
- * bans and mutes hold on this server only.
- */
-function moderate(room: Room, command: string, name: string): string {
-  if (command === "/bans") {
-    const bans = room.bans();
-    return bans.length ? `* banned (${bans.length}): ${bans.join(", ")}` : "* no one is banned";
-  }
-  if (!name) return `! usage: ${command} ${command === "/unban" ? "ADDRESS" : "NAME"}`;
-  if (command === "/unban") {
-    return room.unban(name) ? `* unbanned ${name}` : `! ${name} is not banned; /bans lists them`;
-  }
-  const nowhere = `! no one called '${name}' is on this server`;
-  if (command === "/ban") {
-    const address = room.ban(name);
-    return address
-      ? `* banned ${address} (${name} was there); /unban ${address} undoes it`
-      : nowhere;
-  }
-  const on = command === "/mute";
-  return room.mute(name, on) ? `* ${name} is ${on ? "muted" : "unmuted"}` : nowhere;
-}
-
 // -------------------------------------------------------------- helpers ---
-
-/** --tls-cert and --tls-key, both or neither; the files read (lib/flag_files.ts). */
 
 function delay(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms));

@@ -33,10 +33,10 @@ import {
   parseHost,
   parseIntFlag,
   runMain,
-  sanitizeText,
   signalExitCode,
   UsageError,
 } from "./utils.ts";
+import { sanitizeText } from "./lib/peer_text.ts";
 import { closeQuietly, formatAddress, withHints, writeAll } from "./lib/net.ts";
 import { describeReceived, describeSent, explainer } from "./lib/explain.ts";
 import { printReceived, readMessage } from "./lib/message.ts";

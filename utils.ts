@@ -1,8 +1,8 @@
 /**
  * The CLI plumbing every script shares: flags, one-line errors and exit codes
- * (0 success, 1 runtime failure, 2 usage error), stop signals, colours and
- * sanitising peer text. The socket helpers are in `lib/net.ts`; each
- * script's own machinery is in `lib/` too.
+ * (0 success, 1 runtime failure, 2 usage error), stop signals and colours.
+ * The socket helpers are in `lib/net.ts`, peer text made safe to print in
+ * `lib/peer_text.ts`; each script's own machinery is in `lib/` too.
  *
  * @module
  */
@@ -151,28 +151,7 @@ export function parseHost(value: string): string {
   return host;
 }
 
-// ------------------------------------------------------ text and colours ---
-
-// C0 controls but tab, DEL, C1 controls, and the bidirectional overrides that
-// let a line display as something other than what it says.
-// deno-lint-ignore no-control-regex
-const UNSAFE_CHARS = /[\x00-\x08\x0a-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]/g;
-
-/**
- * Makes peer text safe to print or relay: control characters become visible
- * escapes (`\x1b`, `\r`, `\u0085`), so a peer can never move another user's
- * cursor, clear their screen or fake a line. Chinese and emoji pass through.
- */
-export function sanitizeText(text: string): string {
-  return text.replace(UNSAFE_CHARS, (char) => {
-    if (char === "\r") return "\\r";
-    if (char === "\n") return "\\n";
-    const code = char.charCodeAt(0);
-    return code < 0x80
-      ? `\\x${code.toString(16).padStart(2, "0")}`
-      : `\\u${code.toString(16).padStart(4, "0")}`;
-  });
-}
+// --------------------------------------------------------------- colours ---
 
 /** A style node:util's styleText knows, e.g. "red" or "dim". */
 export type Colour = Parameters<typeof styleText>[0];

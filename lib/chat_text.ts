@@ -6,7 +6,7 @@
  * @module
  */
 
-import { sanitizeText } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 
 const SLASH = 0x2f;
 // Not fatal: invalid bytes become U+FFFD.

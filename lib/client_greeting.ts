@@ -13,7 +13,8 @@
  * @module
  */
 
-import { sanitizeText, UsageError } from "../utils.ts";
+import { UsageError } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 import {
   isPasswordPrompt,
   isWelcome,

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { sanitizeText } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 import { createLineSplitter, LINE_TOO_LONG } from "./lines.ts";
 
 /** Longest server line shown; a longer one is dropped as it arrives. */

@@ -13,7 +13,8 @@
 
 import { createInterface } from "node:readline";
 import process from "node:process";
-import { paint, sanitizeText } from "../utils.ts";
+import { paint } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 import { classifyLine } from "./client_lines.ts";
 import { type EditorHooks, openLineEditor } from "./line_editor.ts";
 

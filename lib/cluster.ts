@@ -21,7 +21,8 @@
  */
 
 import type { RedisClientType } from "npm:redis@5";
-import { Failure, sanitizeText } from "../utils.ts";
+import { Failure } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 import type { Cluster, ClusterEvent, LocalRoom } from "./room_link.ts";
 
 /** A heartbeat this often keeps an instance and its nicks alive... */

@@ -11,7 +11,8 @@
  * @module
  */
 
-import { paint, sanitizeText } from "../utils.ts";
+import { paint } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 
 /** What ended a message. */
 export type MessageEnd = "newline" | "eof" | "size";

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { sanitizeText } from "../utils.ts";
+import { sanitizeText } from "./peer_text.ts";
 import { formatAddress } from "./net.ts";
 import type { Cluster, LocalRoom } from "./room_link.ts";
 import type { LogLine } from "./console_log.ts";

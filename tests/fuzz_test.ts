@@ -8,7 +8,7 @@
 // and scale the work with FUZZ_SCALE=10 (ten times the streams, say).
 
 import assert from "node:assert/strict";
-import { sanitizeText } from "../utils.ts";
+import { sanitizeText } from "../lib/peer_text.ts";
 import { closeQuietly } from "../lib/net.ts";
 import {
   createReceiver,

@@ -21,7 +21,7 @@
 // (bench/soak.ts: RSS flat through its second half) is the finer leak check.
 
 import assert from "node:assert/strict";
-import { sanitizeText } from "../utils.ts";
+import { sanitizeText } from "../lib/peer_text.ts";
 import {
   type ChatClient,
   type Client,

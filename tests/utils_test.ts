@@ -9,10 +9,10 @@ import {
   parseHost,
   parseIntFlag,
   parsePort,
-  sanitizeText,
   signalExitCode,
   UsageError,
 } from "../utils.ts";
+import { sanitizeText } from "../lib/peer_text.ts";
 import { formatAddress } from "../lib/net.ts";
 import { isPlainAscii } from "../lib/chat_text.ts";
 import { ROOT, run } from "./helpers.ts";

@@ -56,6 +56,7 @@ import { PASSWORD_PROMPT, PasswordGate } from "./lib/password.ts";
 import { CHAT_FLAGS, chatOptions } from "./lib/chat_options.ts";
 import { LineBucket } from "./lib/rate_limit.ts";
 import { createByteLineSplitter, LINE_TOO_LONG } from "./lib/lines.ts";
+import { nextReadSize, READ_BUFFER_MIN } from "./lib/read_buffer.ts";
 import { decodeLine, isPlainChat, plainRun, splitWord } from "./lib/chat_text.ts";
 import { operatorCommand } from "./lib/console_commands.ts";
 import { type Member, Room } from "./lib/room.ts";
@@ -114,17 +115,6 @@ Exit status: 0 after a shutdown, 1 runtime error (e.g. port in use, Redis unreac
 const CLUSTER_MODULE = new URL("./lib/cluster.ts", import.meta.url).href;
 type ClusterModule = { joinCluster: JoinCluster };
 
-// Every client keeps a read pending, and the pending read holds its buffer:
-// a small one keeps an idle client cheap; a client that fills it (a busy
-// sender, a paste) gets a bigger one, and a small one again once its reads
-// are small. A read whose lines went out as one run (a paste, a flood) may
-// grow to what Node reads at once: fewer, fuller reads are fewer rounds of
-// writes to the room (at 4 KiB, 20 clients pasting 1 KiB lines cost a write
-// per receiver every 4 lines). Commands stay at 4 KiB a read: 64 KiB of
-// /nick lines handled in one turn left 15 MB of heap behind.
-const READ_BUFFER_MIN = 128;
-const READ_BUFFER_COMMANDS = 4096;
-const READ_BUFFER_RUNS = 64 * 1024;
 /** How long a shutdown waits for the console log to be written. */
 const LOG_DRAIN_MS = 2000;
 
@@ -304,6 +294,7 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
         const pending = handleLine(room, client, line);
         if (pending) await pending;
       }
+      // Sized by what this read brought (lib/read_buffer.ts).
       const size = nextReadSize(buffer.length, n, lines.length > 0 && oneByOne === 0);
       if (size !== buffer.length) buffer = new Uint8Array(size);
     }
@@ -320,17 +311,6 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
 function wrongTooOften(room: Room, conn: ClientConn): void {
   room.log(`! ${formatAddress(conn.remoteAddr)} gave a wrong password 3 times; disconnected`);
   closeQuietly(conn);
-}
-
-/**
- * A read that filled the buffer asks for a bigger one, up to 64 KiB when its
- * lines all went out in runs, else 4 KiB; a small read, the small one.
- */
-function nextReadSize(size: number, n: number, allInRuns: boolean): number {
-  const most = allInRuns ? READ_BUFFER_RUNS : READ_BUFFER_COMMANDS;
-  if (n === size) return Math.min(size * 8, most);
-  if (n <= READ_BUFFER_MIN) return READ_BUFFER_MIN;
-  return Math.min(size, most);
 }
 
 /** One line from a client: chat, or a command. A promise only when it had to ask the cluster. */

@@ -256,7 +256,7 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
       if (client) client.lastHeard = Date.now();
       // The splitter copies what it keeps, so the buffer is free again now.
       const lines = splitLines(buffer.subarray(0, n));
-      let oneByOne = 0;
+      let allInRuns = lines.length > 0; // until a line is handled on its own
       for (let i = 0; i < lines.length; i++) {
         const line = lines[i];
         if (client?.gone) break;
@@ -290,12 +290,12 @@ async function readLoop(room: Room, conn: ClientConn, rules: Rules): Promise<voi
         }
         // Commands that ask the other instances (/nick) finish before the
         // client's next line is handled: its lines stay in order.
-        oneByOne++;
+        allInRuns = false;
         const pending = handleLine(room, client, line);
         if (pending) await pending;
       }
       // Sized by what this read brought (lib/read_buffer.ts).
-      const size = nextReadSize(buffer.length, n, lines.length > 0 && oneByOne === 0);
+      const size = nextReadSize(buffer.length, n, allInRuns);
       if (size !== buffer.length) buffer = new Uint8Array(size);
     }
   } catch {

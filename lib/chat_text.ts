@@ -107,7 +107,10 @@ function isBlank(raw: Uint8Array): boolean {
   return raw.every((byte) => byte === 0x20 || byte === 0x09);
 }
 
-/** A command line's first word and the rest, trimmed: "word rest of line" -> ["word", "rest of line"]. */
+/**
+ * A command line's first word and the rest, trimmed:
+ * "word rest of line" -> ["word", "rest of line"].
+ */
 export function splitWord(line: string): [string, string] {
   const match = /^(\S+)\s*(.*)$/.exec(line.trim());
   return match ? [match[1], match[2].trim()] : ["", ""];
